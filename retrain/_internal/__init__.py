@@ -1,0 +1,1 @@
+"""Internals of retrain: not a public API, may change without notice."""

@@ -1,0 +1,336 @@
+"""Entry points of the Bazel actions: ``python -S -B -m retrain._internal.actions CMD @params``.
+
+Each subcommand checks the environment contract, calls one library function,
+and writes its outputs atomically. Bad input ends with one line per problem
+on stderr (``retrain: error: ...``) and a non-zero exit; nothing is written.
+Only the rules in rules/private/ call this module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from retrain import __version__
+from retrain._internal.fsio import atomic_write_bytes, atomic_write_json
+from retrain.digest import sha256_bytes, sha256_file, tree_digest
+from retrain.errors import InputError, RetrainError
+
+_VERIFIED_SCHEMA = "https://retrain.dev/dataset-verification/v1"
+_REPORT_SCHEMA = "https://retrain.dev/train-report/v1"
+_METRICS_SCHEMA = "https://retrain.dev/metrics/v1"
+
+
+def _pairs(values: Sequence[str], flag: str) -> dict[str, Path]:
+    out: dict[str, Path] = {}
+    for value in values:
+        key, sep, path = value.partition("=")
+        if not sep or not key or not path:
+            raise InputError(f"{flag} must be NAME=PATH", found=repr(value))
+        if key in out:
+            raise InputError(f"{flag} names {key!r} twice")
+        out[key] = Path(path)
+    return out
+
+
+def _read_json(path: str) -> Any:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError("file not found", where=path) from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"malformed JSON at line {exc.lineno}: {exc.msg}", where=path) from None
+
+
+def _load_dataset(args: argparse.Namespace) -> tuple[Any, Any]:
+    from retrain.dataset import load_verified_table
+    from retrain.manifest import load_manifest, sandbox_containment
+
+    manifest = load_manifest(args.manifest)
+    table = load_verified_table(
+        manifest,
+        _pairs(args.file, "--file"),
+        containment=sandbox_containment(args.root),
+        manifest_where=args.manifest,
+    )
+    return manifest, table
+
+
+def cmd_verify_dataset(args: argparse.Namespace) -> None:
+    from retrain.dataset import VerificationFailed
+    from retrain.manifest import load_manifest, sandbox_containment, verify_dataset
+
+    manifest = load_manifest(args.manifest)
+    failures = verify_dataset(
+        manifest,
+        _pairs(args.file, "--file"),
+        containment=sandbox_containment(args.root),
+        manifest_where=args.manifest,
+    )
+    if failures:
+        raise VerificationFailed(failures)
+    atomic_write_json(
+        args.out,
+        {
+            "schema": _VERIFIED_SCHEMA,
+            "name": manifest.name,
+            "manifest": {"path": args.manifest, "sha256": sha256_file(args.manifest).sha256},
+            "dataset_digest": manifest.dataset_digest,
+            "schema_fingerprint": manifest.schema_fingerprint,
+            "files": len(manifest.entries),
+            "rows": manifest.rows,
+            "bytes": manifest.bytes,
+        },
+    )
+
+
+def _code_digest(sources: Sequence[str]) -> str:
+    return tree_digest((s, sha256_file(s).sha256) for s in sources)
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from retrain.hermetic import blas_report
+    from retrain.recipe import load_recipe
+    from retrain.serialize import model_to_bytes
+    from retrain.train import train_model
+
+    recipe = load_recipe(args.recipe)
+    manifest, table = _load_dataset(args)
+    env = _read_json(args.env_json)
+    lineage = {
+        "recipe": {"name": recipe.name, "sha256": sha256_file(args.recipe).sha256},
+        "dataset": {"name": manifest.name, "digest": manifest.dataset_digest},
+        "code_digest": _code_digest(args.source),
+        "lock_sha256": env["lock"]["sha256"],
+        "retrain_version": __version__,
+    }
+    blas = blas_report()
+    model, report = train_model(recipe, table, lineage=lineage, where=manifest.name)
+    data = model_to_bytes(model)
+    atomic_write_json(
+        args.out_report,
+        {
+            "schema": _REPORT_SCHEMA,
+            "model_sha256": sha256_bytes(data),
+            "recipe": recipe.to_dict(),
+            "lineage": lineage,
+            "training": report.to_dict(),
+            "blas": blas,
+        },
+    )
+    atomic_write_bytes(args.out_model, data)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from retrain.evaluate import evaluate_model
+    from retrain.hermetic import pin_threads
+    from retrain.recipe import load_recipe
+    from retrain.serialize import read_model
+
+    pin_threads()
+    recipe = load_recipe(args.recipe)
+    manifest, table = _load_dataset(args)
+    model = read_model(args.model)
+    evaluation = evaluate_model(model, recipe, table, where=manifest.name)
+    atomic_write_json(
+        args.out,
+        {
+            "schema": _METRICS_SCHEMA,
+            "model": {"sha256": sha256_file(args.model).sha256},
+            "dataset": {"name": manifest.name, "digest": manifest.dataset_digest},
+            "holdout": {
+                "rows": evaluation.rows,
+                "positives": evaluation.positives,
+                "split": recipe.split.to_dict(),
+            },
+            "metrics": dict(sorted(evaluation.metrics.items())),
+        },
+    )
+
+
+def _read_status(paths: Sequence[str]) -> dict[str, str]:
+    status: dict[str, str] = {}
+    for path in paths:
+        for line in Path(path).read_text(encoding="utf-8").splitlines():
+            key, _, value = line.partition(" ")
+            if key.startswith("STABLE_RETRAIN_"):
+                status[key[len("STABLE_RETRAIN_") :]] = value.strip()
+    return status
+
+
+def cmd_provenance(args: argparse.Namespace) -> None:
+    from retrain.attest.provenance import (
+        BuildProvenance,
+        ResourceDescriptor,
+        digest_of_description,
+    )
+    from retrain.hermetic import ACTION_ENV
+
+    subjects = tuple(
+        ResourceDescriptor(name=name, digest={"sha256": sha256_file(path).sha256})
+        for name, path in sorted(_pairs(args.subject, "--subject").items())
+    )
+    sources = sorted({s for s in args.source})
+    source_files = [(s, sha256_file(s).sha256) for s in sources]
+    status = _read_status(args.status)
+    commit = status.get("GIT_COMMIT", "")
+    tree_state = status.get("GIT_TREE_STATE", "unknown")
+    source_digest: dict[str, str] = {"sha256": tree_digest(source_files).removeprefix("sha256:")}
+    if commit:
+        source_digest["gitCommit"] = commit
+    deps: list[ResourceDescriptor] = [
+        ResourceDescriptor(
+            name="source",
+            digest=source_digest,
+            annotations={"files": len(source_files), "gitTreeState": tree_state},
+        )
+    ]
+    deps += [ResourceDescriptor(name=path, digest={"sha256": sha}) for path, sha in source_files]
+    env = _read_json(args.env_json)
+    deps.append(
+        ResourceDescriptor(
+            name=args.lock_name,
+            digest={"sha256": env["lock"]["sha256"]},
+            annotations={
+                "role": "lock",
+                "sitePackagesDigest": env["site_packages_digest"],
+                "distributions": [f"{d['name']}=={d['version']}" for d in env["distributions"]],
+            },
+        )
+    )
+    datasets = []
+    for path in args.dataset_verified:
+        rec = _read_json(path)
+        datasets.append(rec["manifest"]["path"])
+        deps.append(
+            ResourceDescriptor(
+                name=f"dataset/{rec['name']}",
+                uri=rec["manifest"]["path"],
+                digest={"sha256": rec["dataset_digest"].removeprefix("sha256:")},
+                annotations={
+                    "manifestSha256": rec["manifest"]["sha256"],
+                    "rows": rec["rows"],
+                    "files": rec["files"],
+                    "bytes": rec["bytes"],
+                    "schemaFingerprint": rec["schema_fingerprint"],
+                },
+            )
+        )
+    toolchain = _read_json(args.toolchain_json)
+    py = toolchain["python"]
+    deps.append(
+        ResourceDescriptor(
+            name="toolchain/python",
+            digest={"sha256": py["executable_sha256"]},
+            annotations={
+                "implementation": py["implementation"],
+                "version": py["version"],
+                "libpythonSha256": py["libpython_sha256"],
+                "stdlibDigest": py["stdlib_digest"],
+            },
+        )
+    )
+    bazel = {"version": status.get("BAZEL_VERSION", "unknown")}
+    bazel_digest = status.get("BAZEL_SHA256") or digest_of_description(bazel)
+    deps.append(ResourceDescriptor(name="toolchain/bazel", digest={"sha256": bazel_digest}, annotations=bazel))
+    deps.append(
+        ResourceDescriptor(
+            name="toolchain/platform",
+            digest={"sha256": digest_of_description(toolchain["platform"])},
+            annotations=toolchain["platform"],
+        )
+    )
+    report = _read_json(args.train_report)
+    env_vars = dict(ACTION_ENV)
+    env_vars["OPENBLAS_CORETYPE"] = toolchain["blas_coretype"]
+    provenance = BuildProvenance(
+        subjects=subjects,
+        external_parameters={
+            "target": args.target,
+            "recipe": {"path": args.recipe, "sha256": sha256_file(args.recipe).sha256},
+            "datasets": datasets,
+        },
+        internal_parameters={
+            "actionEnvironment": dict(sorted(env_vars.items())),
+            "blas": report["blas"],
+            "sitePackagesDigest": env["site_packages_digest"],
+        },
+        resolved_dependencies=tuple(deps),
+        builder_version={"retrain": __version__, "bazel": bazel["version"]},
+    )
+    atomic_write_json(args.out, provenance.to_statement())
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="retrain-action", fromfile_prefix_chars="@")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def data_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--manifest", required=True)
+        sp.add_argument("--root", default="")
+        sp.add_argument("--file", action="append", default=[])
+
+    v = sub.add_parser("verify-dataset")
+    data_args(v)
+    v.add_argument("--out", required=True)
+    v.set_defaults(func=cmd_verify_dataset)
+
+    t = sub.add_parser("train")
+    data_args(t)
+    t.add_argument("--recipe", required=True)
+    t.add_argument("--verified", required=True)
+    t.add_argument("--source", action="append", default=[])
+    t.add_argument("--env-json", required=True)
+    t.add_argument("--out-model", required=True)
+    t.add_argument("--out-report", required=True)
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("evaluate")
+    data_args(e)
+    e.add_argument("--recipe", required=True)
+    e.add_argument("--model", required=True)
+    e.add_argument("--out", required=True)
+    e.set_defaults(func=cmd_evaluate)
+
+    pv = sub.add_parser("provenance")
+    pv.add_argument("--target", required=True)
+    pv.add_argument("--subject", action="append", default=[])
+    pv.add_argument("--recipe", required=True)
+    pv.add_argument("--train-report", required=True)
+    pv.add_argument("--dataset-verified", action="append", default=[])
+    pv.add_argument("--source", action="append", default=[])
+    pv.add_argument("--lock-name", required=True)
+    pv.add_argument("--env-json", required=True)
+    pv.add_argument("--toolchain-json", required=True)
+    pv.add_argument("--status", action="append", default=[])
+    pv.add_argument("--out", required=True)
+    pv.set_defaults(func=cmd_provenance)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from retrain.hermetic import enter_action
+
+    try:
+        enter_action()
+        args = _parser().parse_args(argv)
+        args.func(args)
+    except RetrainError as exc:
+        lines = exc.lines() if hasattr(exc, "lines") else [exc.diagnostics()]
+        for line in lines:
+            print(f"retrain: error: {line}", file=sys.stderr)
+        return exc.exit_code
+    except Exception as exc:  # a bug, not bad input: say so, with the traceback
+        traceback.print_exc()
+        print(f"retrain: internal error: {type(exc).__name__}: {exc} (a bug in retrain)", file=sys.stderr)
+        return 70
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Attestations: in-toto statements about datasets, builds and evaluations."""

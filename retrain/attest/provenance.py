@@ -1,0 +1,135 @@
+"""SLSA build provenance v1 for a model build, as an in-toto Statement v1.
+
+The statement is deterministic: it has no timestamps, invocation ids or
+machine paths, and its JSON is written with sorted keys, so the same build
+inputs give the same bytes. It names every output (subject) by sha256 and
+every input by digest: the source tree (with its git commit when known) and
+each source file, the lock file and the environment installed from it, each
+dataset by dataset digest (with its manifest), and the toolchain (Python,
+Bazel, platform). Schema: docs/provenance.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from retrain.digest import canonical_json, sha256_bytes
+from retrain.errors import InputError
+
+__all__ = [
+    "BUILDER_ID",
+    "BUILD_TYPE",
+    "SLSA_PROVENANCE_V1",
+    "STATEMENT_V1",
+    "BuildProvenance",
+    "ResourceDescriptor",
+    "digest_of_description",
+]
+
+STATEMENT_V1 = "https://in-toto.io/Statement/v1"
+SLSA_PROVENANCE_V1 = "https://slsa.dev/provenance/v1"
+BUILD_TYPE = "https://retrain.dev/buildtypes/bazel-model/v1"
+BUILDER_ID = "https://retrain.dev/builders/bazel-local/v1"
+
+
+def digest_of_description(description: Mapping[str, Any]) -> str:
+    """sha256 of a description's canonical JSON: a digest for things that are not files."""
+    return sha256_bytes(canonical_json(description))
+
+
+@dataclass(frozen=True)
+class ResourceDescriptor:
+    """An in-toto ResourceDescriptor: a name, digests, and optional uri/annotations."""
+
+    name: str
+    digest: Mapping[str, str]
+    uri: str | None = None
+    annotations: Mapping[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "digest": dict(sorted(self.digest.items()))}
+        if self.uri is not None:
+            out["uri"] = self.uri
+        if self.annotations:
+            out["annotations"] = dict(self.annotations)
+        return out
+
+    @classmethod
+    def from_dict(cls, raw: object, *, where: str) -> ResourceDescriptor:
+        if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
+            raise InputError("resource descriptor must be an object with a 'name'", where=where)
+        digest = raw.get("digest", {})
+        if not isinstance(digest, dict) or not all(isinstance(v, str) for v in digest.values()):
+            raise InputError(f"digest of {raw['name']!r} must map algorithm to hex", where=where)
+        if not digest and not raw.get("uri"):
+            raise InputError(f"resource {raw['name']!r} has neither digest nor uri", where=where)
+        return cls(name=raw["name"], digest=digest, uri=raw.get("uri"), annotations=raw.get("annotations"))
+
+
+@dataclass(frozen=True)
+class BuildProvenance:
+    """What a build produced (subjects) and everything it was built from."""
+
+    subjects: tuple[ResourceDescriptor, ...]
+    external_parameters: Mapping[str, Any]
+    internal_parameters: Mapping[str, Any]
+    resolved_dependencies: tuple[ResourceDescriptor, ...]
+    builder_version: Mapping[str, str] = field(default_factory=dict)
+
+    def to_statement(self) -> dict[str, Any]:
+        return {
+            "_type": STATEMENT_V1,
+            "subject": [s.to_dict() for s in sorted(self.subjects, key=lambda s: s.name)],
+            "predicateType": SLSA_PROVENANCE_V1,
+            "predicate": {
+                "buildDefinition": {
+                    "buildType": BUILD_TYPE,
+                    "externalParameters": dict(self.external_parameters),
+                    "internalParameters": dict(self.internal_parameters),
+                    "resolvedDependencies": [d.to_dict() for d in self.resolved_dependencies],
+                },
+                "runDetails": {
+                    "builder": {"id": BUILDER_ID, "version": dict(self.builder_version)},
+                    "metadata": {},
+                },
+            },
+        }
+
+    @classmethod
+    def from_statement(cls, raw: object, *, where: str) -> BuildProvenance:
+        if not isinstance(raw, dict) or raw.get("_type") != STATEMENT_V1:
+            raise InputError("not an in-toto Statement v1", where=where, expected=STATEMENT_V1,
+                             found=raw.get("_type") if isinstance(raw, dict) else type(raw).__name__)
+        if raw.get("predicateType") != SLSA_PROVENANCE_V1:
+            raise InputError("not SLSA provenance", where=where, expected=SLSA_PROVENANCE_V1, found=raw.get("predicateType"))
+        try:
+            bd = raw["predicate"]["buildDefinition"]
+            if bd["buildType"] != BUILD_TYPE:
+                raise InputError("unknown buildType", where=where, expected=BUILD_TYPE, found=bd["buildType"])
+            subjects = tuple(ResourceDescriptor.from_dict(s, where=f"{where}: subject") for s in raw["subject"])
+            deps = tuple(
+                ResourceDescriptor.from_dict(d, where=f"{where}: resolvedDependencies")
+                for d in bd["resolvedDependencies"]
+            )
+            builder = raw["predicate"]["runDetails"]["builder"]
+            return cls(
+                subjects=subjects,
+                external_parameters=bd["externalParameters"],
+                internal_parameters=bd.get("internalParameters", {}),
+                resolved_dependencies=deps,
+                builder_version=builder.get("version", {}),
+            )
+        except (KeyError, TypeError) as exc:
+            raise InputError("provenance statement is incomplete", where=where, hint=f"missing {exc}") from None
+
+    def dependency(self, name: str) -> ResourceDescriptor | None:
+        return next((d for d in self.resolved_dependencies if d.name == name), None)
+
+    def subject(self, name: str) -> ResourceDescriptor | None:
+        return next((s for s in self.subjects if s.name == name), None)
+
+
+def source_dependencies(files: Sequence[tuple[str, str]]) -> list[ResourceDescriptor]:
+    return [ResourceDescriptor(name=path, digest={"sha256": sha}) for path, sha in sorted(files)]

@@ -1,0 +1,215 @@
+"""The ``retrain`` command: thin wrappers over library calls.
+
+Each command parses its arguments, calls one library function and prints the
+result. Errors from the library (``RetrainError``) become one line per
+problem on stderr and an exit code: 2 for unusable input or usage, 1 for a
+check that failed, 0 for success. ``--verbose`` adds tracebacks.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+
+from retrain import __version__
+from retrain.errors import RetrainError
+
+__all__ = ["main"]
+
+
+class _Failures(Exception):
+    """Several problems, already formatted; raised to end a command with an exit code."""
+
+    def __init__(self, lines: list[str], exit_code: int) -> None:
+        super().__init__("; ".join(lines))
+        self.lines = lines
+        self.exit_code = exit_code
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--verbose", is_flag=True, help="Show tracebacks for errors.")
+@click.version_option(__version__, prog_name="retrain")
+@click.pass_context
+def cli(ctx: click.Context, verbose: bool) -> None:
+    """Reproducible, attested builds of continuously retrained models."""
+    ctx.obj = {"verbose": verbose}
+
+
+# --------------------------------------------------------------------------
+# manifest
+
+
+@cli.group()
+def manifest() -> None:
+    """Create and verify data manifests."""
+
+
+@manifest.command("create")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--name", required=True, help="Dataset name recorded in the manifest.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Where to write the manifest (default: stdout).")
+@click.option("--put", "put_store", is_flag=True, help="Also copy the files into the content-addressed store.")
+def manifest_create(directory: Path, name: str, output: Path | None, put_store: bool) -> None:
+    """Hash every Parquet file under DIRECTORY and write its manifest."""
+    from retrain._internal.fsio import atomic_write_bytes
+    from retrain.datagen import read_origin
+    from retrain.manifest import create_manifest
+    from retrain.store import ContentStore
+
+    m = create_manifest(directory, name=name, origin=read_origin(directory))
+    data = m.to_json_bytes()
+    if put_store:
+        store = ContentStore.default()
+        new = store.put_dataset(m, directory)
+        click.echo(f"stored {new} new of {len(m.entries)} files in {store.location}", err=True)
+    if output is None:
+        click.echo(data.decode(), nl=False)
+    else:
+        atomic_write_bytes(output, data)
+        click.echo(f"wrote {output}: {len(m.entries)} files, {m.rows} rows, {m.dataset_digest}", err=True)
+
+
+@manifest.command("verify")
+@click.argument("manifest_path", metavar="MANIFEST", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("directory", required=False, type=click.Path(path_type=Path))
+@click.option("--store", "store_location", default=None, help="Store to verify against (default: RETRAIN_STORE or the user cache).")
+def manifest_verify(manifest_path: Path, directory: Path | None, store_location: str | None) -> None:
+    """Check a manifest, and its data in DIRECTORY (or in the store when omitted)."""
+    from retrain.manifest import failures_exit_code, load_manifest, verify_dataset, verify_directory
+    from retrain.store import ContentStore
+
+    m = load_manifest(manifest_path)
+    if directory is not None:
+        failures = verify_directory(m, directory, manifest_where=str(manifest_path))
+        place = str(directory)
+    else:
+        store = ContentStore(store_location) if store_location else ContentStore.default()
+        if not store.is_local:
+            raise click.UsageError("verifying against a remote store is not supported; fetch it first")
+        located = {e.path: store.local_path(e.sha256) for e in m.entries}
+
+        def in_store(entry: object, path: Path) -> None:
+            return None
+
+        failures = verify_dataset(m, located, containment=in_store, manifest_where=str(manifest_path))
+        place = store.location
+    if failures:
+        raise _Failures([f.diagnostics() for f in failures], failures_exit_code(failures))
+    click.echo(
+        f"ok: dataset {m.name}: {len(m.entries)} files, {m.rows} rows, {m.bytes} bytes in {place}; {m.dataset_digest}"
+    )
+
+
+# --------------------------------------------------------------------------
+# datagen
+
+
+@cli.command("datagen")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--rows", type=click.IntRange(min=1), required=True, help="Number of rows.")
+@click.option("--seed", type=click.IntRange(min=0, max=2**63 - 1), default=20261126, show_default=True)
+@click.option("--drift", type=float, default=0.0, show_default=True, help="Covariate and concept shift, in [-5, 5].")
+@click.option("--files", type=click.IntRange(min=1), default=1, show_default=True, help="Number of Parquet files.")
+@click.option("--id-offset", type=click.IntRange(min=0), default=0, show_default=True, help="First customer_id.")
+def datagen(directory: Path, rows: int, seed: int, drift: float, files: int, id_offset: int) -> None:
+    """Generate a synthetic credit-risk dataset into DIRECTORY (which must not exist)."""
+    from retrain.datagen import GeneratorSpec, write_dataset
+
+    paths = write_dataset(GeneratorSpec(rows=rows, seed=seed, drift=drift, id_offset=id_offset), directory, files=files)
+    click.echo(f"wrote {len(paths)} files, {rows} rows to {directory}")
+
+
+# --------------------------------------------------------------------------
+# store
+
+
+@cli.group()
+def store() -> None:
+    """The content-addressed data store."""
+
+
+@store.command("put")
+@click.argument("manifest_path", metavar="MANIFEST", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--store", "store_location", default=None)
+def store_put(manifest_path: Path, directory: Path, store_location: str | None) -> None:
+    """Verify DIRECTORY against MANIFEST, then copy its files into the store."""
+    from retrain.manifest import failures_exit_code, load_manifest, verify_directory
+    from retrain.store import ContentStore
+
+    m = load_manifest(manifest_path)
+    failures = verify_directory(m, directory, manifest_where=str(manifest_path))
+    if failures:
+        raise _Failures([f.diagnostics() for f in failures], failures_exit_code(failures))
+    s = ContentStore(store_location) if store_location else ContentStore.default()
+    new = s.put_dataset(m, directory)
+    click.echo(f"stored dataset {m.name}: {new} new of {len(m.entries)} files in {s.location}")
+
+
+@store.command("fetch")
+@click.argument("manifest_path", metavar="MANIFEST", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--store", "store_location", default=None)
+@click.option("--copy", is_flag=True, help="Copy files instead of symlinking them (local stores).")
+def store_fetch(manifest_path: Path, directory: Path, store_location: str | None, copy: bool) -> None:
+    """Lay out MANIFEST's dataset in DIRECTORY from the store, verifying every file."""
+    from retrain.manifest import load_manifest
+    from retrain.store import ContentStore
+
+    m = load_manifest(manifest_path)
+    s = ContentStore(store_location) if store_location else ContentStore.default()
+    s.materialize(m, directory, link=not copy)
+    click.echo(f"fetched dataset {m.name}: {len(m.entries)} files into {directory}")
+
+
+@store.command("path")
+def store_path() -> None:
+    """Print where the default store is."""
+    from retrain.store import default_store_location
+
+    click.echo(default_store_location())
+
+
+# --------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    verbose = "--verbose" in (sys.argv[1:] if argv is None else argv)
+    try:
+        result = cli.main(args=list(argv) if argv is not None else None, standalone_mode=False, prog_name="retrain")
+        return result if isinstance(result, int) else 0
+    except _Failures as exc:
+        for line in exc.lines:
+            click.echo(f"retrain: error: {line}", err=True)
+        return exc.exit_code
+    except RetrainError as exc:
+        if verbose:
+            import traceback
+
+            traceback.print_exc()
+        click.echo(f"retrain: error: {exc.diagnostics()}", err=True)
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        return 2
+    except click.exceptions.Abort:
+        click.echo("retrain: aborted", err=True)
+        return 130
+    except OSError as exc:
+        if verbose:
+            import traceback
+
+            traceback.print_exc()
+        where = f"{exc.filename}: " if exc.filename else ""
+        click.echo(f"retrain: error: {where}{exc.strerror or exc}", err=True)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""retrain's public Starlark API: the only file users load.
+
+Build rules:
+
+* `dataset`: a dataset snapshot, verified against its manifest; provides
+  `DatasetInfo` with the dataset digest.
+* `train_model`: trains from a recipe on a dataset; provides `ModelInfo`.
+* `evaluate_model`: metrics on the recipe's holdout; provides `EvaluationInfo`.
+* `model_provenance`: the SLSA provenance v1 statement of a model build.
+* `model_pipeline`: the three above under one target, e.g. `//models:candidate`.
+
+Repository rules (for WORKSPACE):
+
+* `retrain_python_env`: the hash-locked Python environment of every action.
+* `retrain_store_dataset`: a dataset brought in from the content-addressed
+  store by digest.
+
+Every action runs under the environment contract in
+`rules/private/hermetic.bzl` (fixed locale, time zone, hash seed, one BLAS
+thread, pinned BLAS kernels, nothing inherited from the caller). Implementation
+lives in `rules/private/`; nothing there is API.
+"""
+
+load("//rules/private:dataset.bzl", _dataset = "dataset", _retrain_store_dataset = "retrain_store_dataset")
+load(
+    "//rules/private:model.bzl",
+    _evaluate_model = "evaluate_model",
+    _model_pipeline = "model_pipeline",
+    _model_provenance = "model_provenance",
+    _train_model = "train_model",
+)
+load(
+    "//rules/private:providers.bzl",
+    _DatasetInfo = "DatasetInfo",
+    _EvaluationInfo = "EvaluationInfo",
+    _ModelInfo = "ModelInfo",
+    _PythonEnvInfo = "PythonEnvInfo",
+)
+load("//rules/private:python_env.bzl", _retrain_python_env = "retrain_python_env")
+
+DatasetInfo = _DatasetInfo
+EvaluationInfo = _EvaluationInfo
+ModelInfo = _ModelInfo
+PythonEnvInfo = _PythonEnvInfo
+
+dataset = _dataset
+train_model = _train_model
+evaluate_model = _evaluate_model
+model_provenance = _model_provenance
+model_pipeline = _model_pipeline
+
+retrain_python_env = _retrain_python_env
+retrain_store_dataset = _retrain_store_dataset
