@@ -20,6 +20,9 @@ from retrain.errors import RetrainError
 __all__ = ["main"]
 
 
+_STATE = {"verbose": False}
+
+
 class _Failures(Exception):
     """Several problems, already formatted; raised to end a command with an exit code."""
 
@@ -36,6 +39,7 @@ class _Failures(Exception):
 def cli(ctx: click.Context, verbose: bool) -> None:
     """Reproducible, attested builds of continuously retrained models."""
     ctx.obj = {"verbose": verbose}
+    _STATE["verbose"] = verbose
 
 
 # --------------------------------------------------------------------------
@@ -50,10 +54,25 @@ def manifest() -> None:
 @manifest.command("create")
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--name", required=True, help="Dataset name recorded in the manifest.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Where to write the manifest (default: stdout).")
-@click.option("--put", "put_store", is_flag=True, help="Also copy the files into the content-addressed store.")
-def manifest_create(directory: Path, name: str, output: Path | None, put_store: bool) -> None:
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Where to write the manifest (default: stdout).",
+)
+@click.option(
+    "--put", "put_store", is_flag=True, help="Also copy the files into the content-addressed store."
+)
+@click.option(
+    "--store",
+    "store_location",
+    default=None,
+    help="Store for --put (default: RETRAIN_STORE or the user cache).",
+)
+def manifest_create(
+    directory: Path, name: str, output: Path | None, put_store: bool, store_location: str | None
+) -> None:
     """Hash every Parquet file under DIRECTORY and write its manifest."""
     from retrain._internal.fsio import atomic_write_bytes
     from retrain.datagen import read_origin
@@ -61,23 +80,34 @@ def manifest_create(directory: Path, name: str, output: Path | None, put_store: 
     from retrain.store import ContentStore
 
     m = create_manifest(directory, name=name, origin=read_origin(directory))
-    data = m.to_json_bytes()
+    data: bytes = m.to_json_bytes()
     if put_store:
-        store = ContentStore.default()
+        store = ContentStore(store_location) if store_location else ContentStore.default()
         new = store.put_dataset(m, directory)
         click.echo(f"stored {new} new of {len(m.entries)} files in {store.location}", err=True)
     if output is None:
         click.echo(data.decode(), nl=False)
     else:
         atomic_write_bytes(output, data)
-        click.echo(f"wrote {output}: {len(m.entries)} files, {m.rows} rows, {m.dataset_digest}", err=True)
+        click.echo(
+            f"wrote {output}: {len(m.entries)} files, {m.rows} rows, {m.dataset_digest}", err=True
+        )
 
 
 @manifest.command("verify")
-@click.argument("manifest_path", metavar="MANIFEST", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument(
+    "manifest_path", metavar="MANIFEST", type=click.Path(dir_okay=False, path_type=Path)
+)
 @click.argument("directory", required=False, type=click.Path(path_type=Path))
-@click.option("--store", "store_location", default=None, help="Store to verify against (default: RETRAIN_STORE or the user cache).")
-def manifest_verify(manifest_path: Path, directory: Path | None, store_location: str | None) -> None:
+@click.option(
+    "--store",
+    "store_location",
+    default=None,
+    help="Store to verify against (default: RETRAIN_STORE or the user cache).",
+)
+def manifest_verify(
+    manifest_path: Path, directory: Path | None, store_location: str | None
+) -> None:
     """Check a manifest, and its data in DIRECTORY (or in the store when omitted)."""
     from retrain.manifest import failures_exit_code, load_manifest, verify_dataset, verify_directory
     from retrain.store import ContentStore
@@ -89,18 +119,22 @@ def manifest_verify(manifest_path: Path, directory: Path | None, store_location:
     else:
         store = ContentStore(store_location) if store_location else ContentStore.default()
         if not store.is_local:
-            raise click.UsageError("verifying against a remote store is not supported; fetch it first")
+            raise click.UsageError(
+                "verifying against a remote store is not supported; fetch it first"
+            )
         located = {e.path: store.local_path(e.sha256) for e in m.entries}
 
         def in_store(entry: object, path: Path) -> None:
             return None
 
-        failures = verify_dataset(m, located, containment=in_store, manifest_where=str(manifest_path))
+        failures = verify_dataset(
+            m, located, containment=in_store, manifest_where=str(manifest_path)
+        )
         place = store.location
     if failures:
         raise _Failures([f.diagnostics() for f in failures], failures_exit_code(failures))
     click.echo(
-        f"ok: dataset {m.name}: {len(m.entries)} files, {m.rows} rows, {m.bytes} bytes in {place}; {m.dataset_digest}"
+        f"ok: dataset {m.name}: {len(m.entries)} files, {m.rows} rows, {m.total_bytes} bytes in {place}; {m.dataset_digest}"
     )
 
 
@@ -111,15 +145,41 @@ def manifest_verify(manifest_path: Path, directory: Path | None, store_location:
 @cli.command("datagen")
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--rows", type=click.IntRange(min=1), required=True, help="Number of rows.")
-@click.option("--seed", type=click.IntRange(min=0, max=2**63 - 1), default=20261126, show_default=True)
-@click.option("--drift", type=float, default=0.0, show_default=True, help="Covariate and concept shift, in [-5, 5].")
-@click.option("--files", type=click.IntRange(min=1), default=1, show_default=True, help="Number of Parquet files.")
-@click.option("--id-offset", type=click.IntRange(min=0), default=0, show_default=True, help="First customer_id.")
-def datagen(directory: Path, rows: int, seed: int, drift: float, files: int, id_offset: int) -> None:
+@click.option(
+    "--seed", type=click.IntRange(min=0, max=2**63 - 1), default=20261126, show_default=True
+)
+@click.option(
+    "--drift",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Covariate and concept shift, in [-5, 5].",
+)
+@click.option(
+    "--files",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Number of Parquet files.",
+)
+@click.option(
+    "--id-offset",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="First customer_id.",
+)
+def datagen(
+    directory: Path, rows: int, seed: int, drift: float, files: int, id_offset: int
+) -> None:
     """Generate a synthetic credit-risk dataset into DIRECTORY (which must not exist)."""
     from retrain.datagen import GeneratorSpec, write_dataset
 
-    paths = write_dataset(GeneratorSpec(rows=rows, seed=seed, drift=drift, id_offset=id_offset), directory, files=files)
+    paths = write_dataset(
+        GeneratorSpec(rows=rows, seed=seed, drift=drift, id_offset=id_offset),
+        directory,
+        files=files,
+    )
     click.echo(f"wrote {len(paths)} files, {rows} rows to {directory}")
 
 
@@ -133,7 +193,9 @@ def store() -> None:
 
 
 @store.command("put")
-@click.argument("manifest_path", metavar="MANIFEST", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument(
+    "manifest_path", metavar="MANIFEST", type=click.Path(dir_okay=False, path_type=Path)
+)
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--store", "store_location", default=None)
 def store_put(manifest_path: Path, directory: Path, store_location: str | None) -> None:
@@ -151,11 +213,15 @@ def store_put(manifest_path: Path, directory: Path, store_location: str | None) 
 
 
 @store.command("fetch")
-@click.argument("manifest_path", metavar="MANIFEST", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument(
+    "manifest_path", metavar="MANIFEST", type=click.Path(dir_okay=False, path_type=Path)
+)
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--store", "store_location", default=None)
 @click.option("--copy", is_flag=True, help="Copy files instead of symlinking them (local stores).")
-def store_fetch(manifest_path: Path, directory: Path, store_location: str | None, copy: bool) -> None:
+def store_fetch(
+    manifest_path: Path, directory: Path, store_location: str | None, copy: bool
+) -> None:
     """Lay out MANIFEST's dataset in DIRECTORY from the store, verifying every file."""
     from retrain.manifest import load_manifest
     from retrain.store import ContentStore
@@ -178,16 +244,20 @@ def store_path() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    verbose = "--verbose" in (sys.argv[1:] if argv is None else argv)
+    _STATE["verbose"] = False
     try:
-        result = cli.main(args=list(argv) if argv is not None else None, standalone_mode=False, prog_name="retrain")
+        result = cli.main(
+            args=list(argv) if argv is not None else None,
+            standalone_mode=False,
+            prog_name="retrain",
+        )
         return result if isinstance(result, int) else 0
     except _Failures as exc:
         for line in exc.lines:
             click.echo(f"retrain: error: {line}", err=True)
         return exc.exit_code
     except RetrainError as exc:
-        if verbose:
+        if _STATE["verbose"]:
             import traceback
 
             traceback.print_exc()
@@ -202,7 +272,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         click.echo("retrain: aborted", err=True)
         return 130
     except OSError as exc:
-        if verbose:
+        if _STATE["verbose"]:
             import traceback
 
             traceback.print_exc()

@@ -76,6 +76,12 @@ class GeneratorSpec:
     id_offset: int = 0
 
     def __post_init__(self) -> None:
+        for name in ("rows", "seed", "id_offset"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise InputError(f"{name} must be an integer", found=repr(value))
+        if isinstance(self.drift, bool) or not isinstance(self.drift, (int, float)):
+            raise InputError("drift must be a number", found=repr(self.drift))
         if self.rows <= 0:
             raise InputError("rows must be positive", found=self.rows)
         if not 0 <= self.seed < 2**63:
@@ -106,7 +112,9 @@ def generate_block(spec: GeneratorSpec, block: int) -> pa.Table:
     start = block * BLOCK_ROWS
     n = min(BLOCK_ROWS, spec.rows - start)
     if n <= 0:
-        raise InputError("block out of range", expected=f"< {spec.rows // BLOCK_ROWS + 1}", found=block)
+        raise InputError(
+            "block out of range", expected=f"< {spec.rows // BLOCK_ROWS + 1}", found=block
+        )
     rng = np.random.default_rng([spec.seed, GENERATOR_VERSION, block])
     d = spec.drift
 
@@ -117,15 +125,29 @@ def generate_block(spec: GeneratorSpec, block: int) -> pa.Table:
     credit_lines = rng.poisson(4.0 + 0.3 * d, n).astype(np.int64)
     utilization = np.clip(rng.beta(2.0 + 0.6 * d, 3.0, n), 0.0, 1.0)
     tenure = rng.gamma(2.0, 24.0, n)
-    late = rng.poisson(np.clip(0.25 + 0.15 * d + 0.8 * utilization**3, 0.01, None), n).astype(np.int64)
+    late = rng.poisson(np.clip(0.25 + 0.15 * d + 0.8 * utilization**3, 0.01, None), n).astype(
+        np.int64
+    )
 
-    region = _choice(rng, REGIONS, np.array([0.2, 0.18, 0.17, 0.15, 0.2 - 0.03 * d, 0.1 + 0.03 * d]), n)
-    employment = _choice(rng, EMPLOYMENT, np.array([0.55 - 0.05 * d, 0.15, 0.12 + 0.03 * d, 0.06 + 0.02 * d, 0.12]), n)
+    region = _choice(
+        rng, REGIONS, np.array([0.2, 0.18, 0.17, 0.15, 0.2 - 0.03 * d, 0.1 + 0.03 * d]), n
+    )
+    employment = _choice(
+        rng,
+        EMPLOYMENT,
+        np.array([0.55 - 0.05 * d, 0.15, 0.12 + 0.03 * d, 0.06 + 0.02 * d, 0.12]),
+        n,
+    )
     product = _choice(rng, PRODUCTS, np.array([0.45, 0.25, 0.18, 0.12]), n)
     channel = _choice(rng, CHANNELS, np.array([0.5, 0.3 - 0.05 * d, 0.2 + 0.05 * d]), n)
 
     emp_effect = np.select(
-        [employment == "unemployed", employment == "contract", employment == "self_employed", employment == "retired"],
+        [
+            employment == "unemployed",
+            employment == "contract",
+            employment == "self_employed",
+            employment == "retired",
+        ],
         [1.1, 0.35, 0.2, -0.15],
         0.0,
     )
@@ -199,7 +221,9 @@ _WRITER_OPTIONS: dict[str, object] = {
 _ROW_GROUP_ROWS = BLOCK_ROWS
 
 
-def write_dataset(spec: GeneratorSpec, out_dir: str | os.PathLike[str], *, files: int = 1) -> list[Path]:
+def write_dataset(
+    spec: GeneratorSpec, out_dir: str | os.PathLike[str], *, files: int = 1
+) -> list[Path]:
     """Write the dataset as ``files`` Parquet files ``part-NNNNN.parquet``.
 
     The directory appears whole or not at all: files are written into a
@@ -221,7 +245,7 @@ def write_dataset(spec: GeneratorSpec, out_dir: str | os.PathLike[str], *, files
         for i in range(files):
             path = tmp / f"part-{i:05d}.parquet"
             want = int(bounds[i + 1] - bounds[i])
-            with pq.ParquetWriter(path, schema, **_WRITER_OPTIONS) as writer:  # type: ignore[arg-type]
+            with pq.ParquetWriter(path, schema, **_WRITER_OPTIONS) as writer:
                 while want > 0:
                     if pending is None or pending.num_rows == 0:
                         pending = next(blocks)

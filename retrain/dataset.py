@@ -21,7 +21,13 @@ class VerificationFailed(RetrainError):
         self.failures = failures
         first = failures[0]
         self.exit_code = max(f.exit_code for f in failures)
-        super().__init__(first.what, where=first.where, expected=first.expected, found=first.found, hint=first.hint)
+        super().__init__(
+            first.what,
+            where=first.where,
+            expected=first.expected,
+            found=first.found,
+            hint=first.hint,
+        )
 
     def lines(self) -> list[str]:
         return [f.diagnostics() for f in self.failures]
@@ -35,7 +41,9 @@ def load_verified_table(
     manifest_where: str,
 ) -> pa.Table:
     """Verify every file, then read them in manifest (path) order into one table."""
-    failures = verify_dataset(manifest, located, containment=containment, manifest_where=manifest_where)
+    failures = verify_dataset(
+        manifest, located, containment=containment, manifest_where=manifest_where
+    )
     if failures:
         raise VerificationFailed(failures)
     tables = [pq.read_table(located[e.path], use_threads=False) for e in manifest.entries]

@@ -60,8 +60,13 @@ class RetrainError(Exception):
             parts.append(f"{self.where}:")
         parts.append(self.what)
         line = " ".join(parts)
-        if self.expected is not None or self.found is not None:
+        # Only what is known: "expected None" would send a person looking for a None.
+        if self.expected is not None and self.found is not None:
             line += f": expected {self.expected}, found {self.found}"
+        elif self.expected is not None:
+            line += f": expected {self.expected}"
+        elif self.found is not None:
+            line += f": found {self.found}"
         if self.hint:
             line += f" ({self.hint})"
         return _one_line(line)

@@ -32,13 +32,16 @@ def roc_auc(y: np.ndarray, p: np.ndarray) -> float:
     n_pos = int(pos.sum())
     n_neg = y.size - n_pos
     if n_pos == 0 or n_neg == 0:
-        raise DataError("AUC needs both classes in the holdout", found=f"{n_pos} positives, {n_neg} negatives")
+        raise DataError(
+            "AUC needs both classes in the holdout", found=f"{n_pos} positives, {n_neg} negatives"
+        )
     ranks = rankdata(p, method="average")
     return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
 def accuracy(y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> float:
-    return float(np.mean((p >= threshold) == (y == 1)))
+    """Share of rows where (p > threshold) equals the label: scikit-learn's predict rule."""
+    return float(np.mean((p > threshold) == (y == 1)))
 
 
 def log_loss(y: np.ndarray, p: np.ndarray) -> float:
@@ -62,15 +65,29 @@ class Evaluation:
     metrics: Mapping[str, float]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"rows": self.rows, "positives": self.positives, "metrics": dict(sorted(self.metrics.items()))}
+        return {
+            "rows": self.rows,
+            "positives": self.positives,
+            "metrics": dict(sorted(self.metrics.items())),
+        }
 
 
-def evaluate_model(model: Model, recipe: TrainingRecipe, table: pa.Table, *, where: str = "dataset") -> Evaluation:
+def evaluate_model(
+    model: Model, recipe: TrainingRecipe, table: pa.Table, *, where: str = "dataset"
+) -> Evaluation:
     mask = holdout_mask(table, recipe.split, where=where)
     holdout = table.filter(pa.array(mask))
     if holdout.num_rows == 0:
         raise DataError("the holdout split is empty", where=where, expected="at least one row")
     y = label_vector(holdout, recipe.label, where=where)
+    positives = int(y.sum())
+    if positives in (0, y.size):
+        raise DataError(
+            "the holdout has a single class, so AUC is undefined",
+            where=where,
+            expected="both label values",
+            found=f"{positives} positives, {y.size - positives} negatives",
+        )
     p = model.predict_proba(holdout, where=where)
     if not np.all(np.isfinite(p)):
         raise DataError("model predicted NaN or infinite probabilities", where=where)

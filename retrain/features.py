@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from retrain.errors import DataError
+from retrain.errors import DataError, InputError
 from retrain.recipe import FeatureSpec, LabelSpec
 
 __all__ = [
@@ -119,22 +119,49 @@ class Preprocessor:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Preprocessor:
-        return cls(
+        if raw.get("mode") not in ("raw", "standardized"):
+            raise InputError(
+                "preprocessor mode", expected="'raw' or 'standardized'", found=repr(raw.get("mode"))
+            )
+        for f in raw.get("features", []):
+            if not isinstance(f, dict) or f.get("kind") not in ("numeric", "categorical"):
+                raise InputError(
+                    "preprocessor feature kind",
+                    expected="'numeric' or 'categorical'",
+                    found=repr(f),
+                )
+        pre = cls(
             mode=raw["mode"],
             features=tuple(FeatureSpec(f["name"], f["kind"]) for f in raw["features"]),
             numeric=tuple(NumericEncoding(**n) for n in raw["numeric"]),
-            categorical=tuple(CategoricalEncoding(c["name"], tuple(c["vocabulary"])) for c in raw["categorical"]),
+            categorical=tuple(
+                CategoricalEncoding(c["name"], tuple(c["vocabulary"])) for c in raw["categorical"]
+            ),
         )
+        encoded = {n.name for n in pre.numeric} | {c.name for c in pre.categorical}
+        missing = [f.name for f in pre.features if f.name not in encoded]
+        if missing:
+            raise InputError(
+                "preprocessor has no encoding for a feature",
+                expected=f"an encoding of {missing[0]!r}",
+                found="none",
+            )
+        return pre
 
 
 def _is_numeric_type(t: pa.DataType) -> bool:
-    return pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)
+    return bool(pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t))
 
 
 def _is_categorical_type(t: pa.DataType) -> bool:
     if pa.types.is_dictionary(t):
         return _is_categorical_type(t.value_type)
-    return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_integer(t) or pa.types.is_boolean(t)
+    return bool(
+        pa.types.is_string(t)
+        or pa.types.is_large_string(t)
+        or pa.types.is_integer(t)
+        or pa.types.is_boolean(t)
+    )
 
 
 def check_feature_columns(table: pa.Table, features: Sequence[FeatureSpec], *, where: str) -> None:
@@ -151,17 +178,23 @@ def check_feature_columns(table: pa.Table, features: Sequence[FeatureSpec], *, w
         t = table.schema.field(f.name).type
         if f.kind == "numeric" and not _is_numeric_type(t):
             raise DataError(
-                f"feature {f.name!r} is declared numeric", where=where, expected="an integer, float or bool column", found=str(t)
+                f"feature {f.name!r} is declared numeric",
+                where=where,
+                expected="an integer, float or bool column",
+                found=str(t),
             )
         if f.kind == "categorical" and not _is_categorical_type(t):
             raise DataError(
-                f"feature {f.name!r} is declared categorical", where=where, expected="a string, integer or bool column", found=str(t)
+                f"feature {f.name!r} is declared categorical",
+                where=where,
+                expected="a string, integer or bool column",
+                found=str(t),
             )
 
 
 def _numeric(table: pa.Table, name: str) -> np.ndarray:
     col = table.column(name).cast(pa.float64())
-    return col.fill_null(float("nan")).to_numpy().astype(np.float64, copy=False)
+    return np.asarray(col.fill_null(float("nan")).to_numpy(), dtype=np.float64)
 
 
 def _as_strings(table: pa.Table, name: str) -> pa.ChunkedArray:
@@ -173,10 +206,12 @@ def _as_strings(table: pa.Table, name: str) -> pa.ChunkedArray:
 
 def _category_codes(table: pa.Table, name: str, vocab: tuple[str, ...]) -> np.ndarray:
     idx = pc.index_in(_as_strings(table, name), value_set=pa.array(vocab, type=pa.string()))
-    return idx.fill_null(len(vocab)).to_numpy().astype(np.int64, copy=False)
+    return np.asarray(idx.fill_null(len(vocab)).to_numpy(), dtype=np.int64)
 
 
-def fit_preprocessor(table: pa.Table, features: Sequence[FeatureSpec], *, mode: str, where: str = "dataset") -> Preprocessor:
+def fit_preprocessor(
+    table: pa.Table, features: Sequence[FeatureSpec], *, mode: str, where: str = "dataset"
+) -> Preprocessor:
     if mode not in ("raw", "standardized"):
         raise ValueError(mode)
     check_feature_columns(table, features, where=where)
@@ -187,7 +222,11 @@ def fit_preprocessor(table: pa.Table, features: Sequence[FeatureSpec], *, mode: 
             x = _numeric(table, f.name)
             finite = x[~np.isnan(x)]
             if np.isinf(finite).any():
-                raise DataError(f"feature {f.name!r} has infinite values", where=where, expected="finite numbers or null")
+                raise DataError(
+                    f"feature {f.name!r} has infinite values",
+                    where=where,
+                    expected="finite numbers or null",
+                )
             median = float(np.median(finite)) if finite.size else 0.0
             filled = np.where(np.isnan(x), median, x)
             mean = float(filled.mean()) if filled.size else 0.0
@@ -197,10 +236,17 @@ def fit_preprocessor(table: pa.Table, features: Sequence[FeatureSpec], *, mode: 
             counts = pc.value_counts(_as_strings(table, f.name).drop_null())
             values = counts.field("values").to_pylist()
             freq = counts.field("counts").to_pylist()
-            ranked = sorted(zip(values, freq, strict=True), key=lambda vc: (-vc[1], vc[0]))
+            # A value spelled like the catch-all column joins it rather than
+            # producing two columns of the same name.
+            ranked = sorted(
+                ((v, c) for v, c in zip(values, freq, strict=True) if v != OTHER),
+                key=lambda vc: (-vc[1], vc[0]),
+            )
             vocab = tuple(sorted(v for v, _ in ranked[:MAX_CATEGORIES]))
             categorical.append(CategoricalEncoding(f.name, vocab))
-    return Preprocessor(mode=mode, features=tuple(features), numeric=tuple(numeric), categorical=tuple(categorical))
+    return Preprocessor(
+        mode=mode, features=tuple(features), numeric=tuple(numeric), categorical=tuple(categorical)
+    )
 
 
 def label_vector(table: pa.Table, label: LabelSpec, *, where: str = "dataset") -> np.ndarray:
@@ -215,7 +261,12 @@ def label_vector(table: pa.Table, label: LabelSpec, *, where: str = "dataset") -
     col = table.column(label.column)
     t = col.type
     if not (pa.types.is_integer(t) or pa.types.is_boolean(t) or pa.types.is_floating(t)):
-        raise DataError(f"label column {label.column!r}", where=where, expected="an integer or bool column", found=str(t))
+        raise DataError(
+            f"label column {label.column!r}",
+            where=where,
+            expected="an integer or bool column",
+            found=str(t),
+        )
     if col.null_count:
         first = int(pc.index(pc.is_null(col), True).as_py())
         raise DataError(
@@ -223,16 +274,27 @@ def label_vector(table: pa.Table, label: LabelSpec, *, where: str = "dataset") -
             where=where,
             expected="a label on every row",
         )
-    values = col.cast(pa.float64()).to_numpy() if not pa.types.is_boolean(t) else col.to_numpy(zero_copy_only=False).astype(np.float64)
+    values = (
+        col.cast(pa.float64()).to_numpy()
+        if not pa.types.is_boolean(t)
+        else col.to_numpy(zero_copy_only=False).astype(np.float64)
+    )
     bad = ~((values == label.positive) | (values == label.negative))
     if bad.any():
         first = int(np.flatnonzero(bad)[0])
         found = values[first]
-        what = "NaN" if np.isnan(found) else ("inf" if np.isinf(found) else repr(found.item()))
+        if np.isnan(found):
+            what = "NaN"
+        elif np.isinf(found):
+            what = "inf" if found > 0 else "-inf"
+        elif float(found).is_integer():
+            what = str(int(found))
+        else:
+            what = repr(float(found))
         raise DataError(
             f"label column {label.column!r} has an unknown value at row {first}",
             where=where,
             expected=f"{label.negative} or {label.positive}",
             found=what,
         )
-    return (values == label.positive).astype(np.int8)
+    return np.asarray(values == label.positive, dtype=np.int8)

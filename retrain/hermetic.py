@@ -66,17 +66,23 @@ def expected_blas_coretype(machine: str | None = None) -> str:
     return BLAS_CORETYPES.get((machine or platform.machine()).lower(), "")
 
 
-def check_action_environment(environ: Mapping[str, str], *, no_site: bool, machine: str | None = None) -> None:
+def check_action_environment(
+    environ: Mapping[str, str], *, no_site: bool, machine: str | None = None
+) -> None:
     """Raise HermeticityError naming the first variable that breaks the contract."""
     for key, value in sorted(ACTION_ENV.items()):
         if environ.get(key) != value:
             raise HermeticityError(
-                f"action environment variable {key}", expected=repr(value), found=repr(environ.get(key))
+                f"action environment variable {key}",
+                expected=repr(value),
+                found=repr(environ.get(key)),
             )
     coretype = expected_blas_coretype(machine)
     if environ.get("OPENBLAS_CORETYPE", "") != coretype:
         raise HermeticityError(
-            "action environment variable OPENBLAS_CORETYPE", expected=repr(coretype), found=repr(environ.get("OPENBLAS_CORETYPE"))
+            "action environment variable OPENBLAS_CORETYPE",
+            expected=repr(coretype),
+            found=repr(environ.get("OPENBLAS_CORETYPE")),
         )
     extra = sorted(set(environ) - set(ACTION_ENV) - ALLOWED_EXTRA_ENV)
     if extra:
@@ -86,7 +92,11 @@ def check_action_environment(environ: Mapping[str, str], *, no_site: bool, machi
             hint="actions must not use the default shell environment",
         )
     if not no_site:
-        raise HermeticityError("action Python was started with site-packages of the host", expected="python -S", found="site enabled")
+        raise HermeticityError(
+            "action Python was started with site-packages of the host",
+            expected="python -S",
+            found="site enabled",
+        )
 
 
 def enter_action() -> None:
@@ -116,6 +126,16 @@ def blas_report() -> list[dict[str, Any]]:
     pin_threads()
     from threadpoolctl import threadpool_info
 
-    keep = ("user_api", "internal_api", "prefix", "version", "threading_layer", "architecture", "num_threads")
+    keep = (
+        "user_api",
+        "internal_api",
+        "prefix",
+        "version",
+        "threading_layer",
+        "architecture",
+        "num_threads",
+    )
     rows = [{k: info.get(k) for k in keep if k in info} for info in threadpool_info()]
-    return sorted(rows, key=lambda r: (str(r.get("user_api")), str(r.get("prefix")), str(r.get("version"))))
+    return sorted(
+        rows, key=lambda r: (str(r.get("user_api")), str(r.get("prefix")), str(r.get("version")))
+    )

@@ -48,9 +48,9 @@ __all__ = [
 ]
 
 MANIFEST_VERSION = 1
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
-_DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+_SHA256_RE = re.compile(r"[0-9a-f]{64}")
+_DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
 _TOP_KEYS = {
     "manifest_version",
     "name",
@@ -123,7 +123,9 @@ class ManifestEntry:
     @classmethod
     def from_dict(cls, raw: object, *, where: str) -> ManifestEntry:
         if not isinstance(raw, dict):
-            raise ManifestError("file entry must be an object", where=where, found=type(raw).__name__)
+            raise ManifestError(
+                "file entry must be an object", where=where, found=type(raw).__name__
+            )
         unknown = sorted(set(raw) - _ENTRY_KEYS)
         if unknown:
             raise ManifestError(f"unknown key {unknown[0]!r} in file entry", where=where)
@@ -132,7 +134,7 @@ class ManifestEntry:
                 raise ManifestError(f"file entry lacks {key!r}", where=where)
         path = validate_relative_path(raw["path"], where=where)
         sha = raw["sha256"]
-        if not isinstance(sha, str) or not _SHA256_RE.match(sha):
+        if not isinstance(sha, str) or not _SHA256_RE.fullmatch(sha):
             raise ManifestError(
                 f"sha256 of {path!r} is not 64 lowercase hex digits", where=where, found=repr(sha)
             )
@@ -177,7 +179,7 @@ class DataManifest:
         return sum(e.rows for e in self.entries)
 
     @property
-    def bytes(self) -> int:
+    def total_bytes(self) -> int:
         return sum(e.size for e in self.entries)
 
     def to_dict(self) -> dict[str, object]:
@@ -191,7 +193,7 @@ class DataManifest:
             },
             "files": [e.to_dict() for e in self.entries],
             "rows": self.rows,
-            "bytes": self.bytes,
+            "bytes": self.total_bytes,
             "dataset_digest": self.dataset_digest,
         }
         if self.origin is not None:
@@ -206,13 +208,18 @@ class DataManifest:
     @classmethod
     def from_dict(cls, raw: object, *, where: str) -> DataManifest:
         if not isinstance(raw, dict):
-            raise ManifestError("manifest must be a JSON object", where=where, found=type(raw).__name__)
+            raise ManifestError(
+                "manifest must be a JSON object", where=where, found=type(raw).__name__
+            )
         if "manifest_version" not in raw:
             raise ManifestError("manifest lacks 'manifest_version'", where=where)
         version = raw["manifest_version"]
         if version != MANIFEST_VERSION or not _is_int(version):
             raise ManifestError(
-                "unknown manifest version", where=where, expected=MANIFEST_VERSION, found=repr(version)
+                "unknown manifest version",
+                where=where,
+                expected=MANIFEST_VERSION,
+                found=repr(version),
             )
         unknown = sorted(set(raw) - _TOP_KEYS)
         if unknown:
@@ -221,18 +228,21 @@ class DataManifest:
             if key not in raw:
                 raise ManifestError(f"manifest lacks {key!r}", where=where)
         name = raw["name"]
-        if not isinstance(name, str) or not _NAME_RE.match(name):
+        if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
             raise ManifestError(
                 "dataset name must match [A-Za-z0-9][A-Za-z0-9_.-]*", where=where, found=repr(name)
             )
         if raw["format"] != "parquet":
-            raise ManifestError("unsupported format", where=where, expected="'parquet'", found=repr(raw["format"]))
+            raise ManifestError(
+                "unsupported format", where=where, expected="'parquet'", found=repr(raw["format"])
+            )
         fields = _fields_from_dict(raw["schema"], where=where)
         files = raw["files"]
         if not isinstance(files, list) or not files:
             raise ManifestError("'files' must be a non-empty list", where=where)
         entries = [
-            ManifestEntry.from_dict(item, where=f"{where}: files[{i}]") for i, item in enumerate(files)
+            ManifestEntry.from_dict(item, where=f"{where}: files[{i}]")
+            for i, item in enumerate(files)
         ]
         seen: set[str] = set()
         for entry in entries:
@@ -251,14 +261,19 @@ class DataManifest:
                 expected=manifest.schema_fingerprint,
                 found=recorded_fp,
             )
-        for key, actual in (("rows", manifest.rows), ("bytes", manifest.bytes)):
+        for key, actual in (("rows", manifest.rows), ("bytes", manifest.total_bytes)):
             if raw[key] != actual:
                 raise DigestMismatch(
-                    f"'{key}' is not the sum over files", where=where, expected=actual, found=raw[key]
+                    f"'{key}' is not the sum over files",
+                    where=where,
+                    expected=actual,
+                    found=raw[key],
                 )
         recorded = raw["dataset_digest"]
-        if not isinstance(recorded, str) or not _DIGEST_RE.match(recorded):
-            raise ManifestError("dataset_digest must be 'sha256:<64 hex>'", where=where, found=repr(recorded))
+        if not isinstance(recorded, str) or not _DIGEST_RE.fullmatch(recorded):
+            raise ManifestError(
+                "dataset_digest must be 'sha256:<64 hex>'", where=where, found=repr(recorded)
+            )
         if recorded != manifest.dataset_digest:
             raise DigestMismatch(
                 "dataset_digest does not match the file entries",
@@ -271,7 +286,19 @@ class DataManifest:
 
 def _fields_from_dict(raw: object, *, where: str) -> tuple[SchemaField, ...]:
     if not isinstance(raw, dict) or not isinstance(raw.get("fields"), list) or not raw["fields"]:
-        raise ManifestError("'schema' must be an object with a non-empty 'fields' list", where=where)
+        raise ManifestError(
+            "'schema' must be an object with a non-empty 'fields' list", where=where
+        )
+    if set(raw) != {"fields", "fingerprint"}:
+        extra = sorted(set(raw) - {"fields", "fingerprint"})
+        what = f"unknown key {extra[0]!r} in 'schema'" if extra else "'schema' lacks 'fingerprint'"
+        raise ManifestError(what, where=where)
+    if not isinstance(raw["fingerprint"], str) or not _DIGEST_RE.fullmatch(raw["fingerprint"]):
+        raise ManifestError(
+            "schema fingerprint must be 'sha256:<64 hex>'",
+            where=where,
+            found=repr(raw["fingerprint"]),
+        )
     out = []
     for i, f in enumerate(raw["fields"]):
         if (
@@ -353,7 +380,7 @@ def create_manifest(
     root_path = Path(root)
     if not root_path.is_dir():
         raise InputError("dataset root is not a directory", where=str(root))
-    if not _NAME_RE.match(name):
+    if not _NAME_RE.fullmatch(name):
         raise InputError("dataset name must match [A-Za-z0-9][A-Za-z0-9_.-]*", found=repr(name))
     files = list(_walk_files(root_path))
     if not files:
@@ -367,8 +394,9 @@ def create_manifest(
         if fields is None:
             fields, first = footer.fields, rel
         elif footer.fields != fields:
+            # One dataset, one schema: files that disagree are not one dataset.
             expected, found = describe_schema_difference(fields, footer.fields)
-            raise SchemaMismatch(
+            raise InputError(
                 f"schema differs from {first!r}", where=str(path), expected=expected, found=found
             )
         entries.append(ManifestEntry(path=rel, sha256=d.sha256, size=d.size, rows=footer.rows))
@@ -404,6 +432,8 @@ def verify_dataset(
             CheckFailed(
                 f"file {rel!r} is not listed in the manifest",
                 where=str(located[rel]),
+                expected=f"only the {len(manifest.entries)} files listed in {manifest_where}",
+                found="an unlisted file",
                 hint=f"recreate {manifest_where} or remove the file",
             )
         )
@@ -512,22 +542,41 @@ def verify_directory(
     )
 
 
-def sandbox_containment(root: str) -> Containment:
+def sandbox_containment(root: str, *, manifest: str | None = None) -> Containment:
     """Containment for files handed to a Bazel action.
 
     Inside a sandbox every input is a symlink into the execution root, so a
     file cannot be judged by whether it is a symlink. It is judged by where
-    it finally resolves: a dataset file must resolve to ``<root>/<path>`` in
-    the source tree, or to its own blob ``sha256/<xx>/<sha256>`` in a
-    content-addressed store. A symlink that points anywhere else escapes.
+    it finally resolves. A file of the main repository must resolve to
+    exactly ``<workspace>/<root>/<path>``, where the workspace directory is
+    found by resolving the manifest (itself a main-repository source file
+    given by its execution path). A file of an external repository (a
+    dataset materialized from the store) must resolve to its own blob,
+    ``.../sha256/<xx>/<sha256>``, or to ``.../<root>/<path>``. Anything else
+    is a symlink that escapes.
     """
     prefix = root.strip("/")
+    workspace: str | None = None
+    if (
+        manifest is not None
+        and not manifest.startswith(("external/", "../"))
+        and not os.path.isabs(manifest)
+    ):
+        real_manifest = os.path.realpath(manifest)
+        if real_manifest.endswith("/" + manifest):
+            workspace = real_manifest[: -len(manifest)]
 
     def check(entry: ManifestEntry, path: Path) -> None:
         real = os.path.realpath(path)
-        expected_tail = f"/{prefix}/{entry.path}" if prefix else f"/{entry.path}"
-        blob_tail = f"/sha256/{entry.sha256[:2]}/{entry.sha256}"
-        if real.endswith(expected_tail) or real.endswith(blob_tail):
+        rel = f"{prefix}/{entry.path}" if prefix else entry.path
+        main_repo = not str(path).startswith(("external/", "../")) and not os.path.isabs(str(path))
+        if workspace is not None and main_repo:
+            contained = real == workspace + rel
+        else:
+            contained = real.endswith("/" + rel) or real.endswith(
+                f"/sha256/{entry.sha256[:2]}/{entry.sha256}"
+            )
+        if contained:
             if not os.path.isfile(real):
                 raise InputError(f"{entry.path!r} is not a regular file", where=str(path))
             return

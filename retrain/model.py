@@ -58,10 +58,16 @@ class Model:
     def __post_init__(self) -> None:
         expected = ESTIMATOR_ARRAYS.get(self.estimator)
         if expected is None:
-            raise InputError("unknown estimator in model", expected=" or ".join(ESTIMATOR_ARRAYS), found=self.estimator)
+            raise InputError(
+                "unknown estimator in model",
+                expected=" or ".join(ESTIMATOR_ARRAYS),
+                found=self.estimator,
+            )
         if set(self.arrays) != set(expected):
             raise InputError(
-                f"{self.estimator} model arrays", expected=sorted(expected), found=sorted(self.arrays)
+                f"{self.estimator} model arrays",
+                expected=sorted(expected),
+                found=sorted(self.arrays),
             )
         frozen = {}
         for name, dtype in expected.items():
@@ -77,21 +83,35 @@ class Model:
         width = len(self.preprocessor.output_columns())
         if self.estimator == "logistic_regression":
             if a["coef"].shape != (1, width) or a["intercept"].shape != (1,):
-                raise InputError("logistic_regression arrays", expected=f"coef (1, {width}) and intercept (1,)", found=f"{a['coef'].shape}, {a['intercept'].shape}")
+                raise InputError(
+                    "logistic_regression arrays",
+                    expected=f"coef (1, {width}) and intercept (1,)",
+                    found=f"{a['coef'].shape}, {a['intercept'].shape}",
+                )
             return
         offsets = a["tree_offsets"]
         n_nodes = a["node_value"].shape[0]
         if a["baseline"].shape != (1,) or offsets.ndim != 1 or offsets.size < 1:
-            raise InputError("hist_gradient_boosting arrays", expected="baseline (1,) and tree_offsets (T+1,)")
+            raise InputError(
+                "hist_gradient_boosting arrays", expected="baseline (1,) and tree_offsets (T+1,)"
+            )
         if offsets[0] != 0 or offsets[-1] != n_nodes or np.any(np.diff(offsets) <= 0):
-            raise InputError("tree_offsets", expected=f"increasing from 0 to {n_nodes}", found=offsets[:5].tolist())
+            raise InputError(
+                "tree_offsets",
+                expected=f"increasing from 0 to {n_nodes}",
+                found=offsets[:5].tolist(),
+            )
         for name in ESTIMATOR_ARRAYS[self.estimator]:
             if name.startswith("node_") and a[name].shape != (n_nodes,):
-                raise InputError(f"array {name}", expected=f"shape ({n_nodes},)", found=a[name].shape)
+                raise InputError(
+                    f"array {name}", expected=f"shape ({n_nodes},)", found=a[name].shape
+                )
         internal = a["node_is_leaf"] == 0
         feat = a["node_feature"][internal]
         if feat.size and (feat.min() < 0 or feat.max() >= width):
-            raise InputError("node_feature", expected=f"in [0, {width})", found=f"[{feat.min()}, {feat.max()}]")
+            raise InputError(
+                "node_feature", expected=f"in [0, {width})", found=f"[{feat.min()}, {feat.max()}]"
+            )
         for t in range(offsets.size - 1):
             size = offsets[t + 1] - offsets[t]
             for child in ("node_left", "node_right"):
@@ -101,7 +121,11 @@ class Model:
 
     @property
     def n_trees(self) -> int:
-        return int(self.arrays["tree_offsets"].size - 1) if self.estimator == "hist_gradient_boosting" else 0
+        return (
+            int(self.arrays["tree_offsets"].size - 1)
+            if self.estimator == "hist_gradient_boosting"
+            else 0
+        )
 
     def design_matrix(self, table: pa.Table, *, where: str = "dataset") -> np.ndarray:
         return self.preprocessor.transform(table, where=where)

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, cast
 
 from retrain.errors import InputError, RecipeError
 
@@ -32,34 +32,37 @@ __all__ = [
 ]
 
 RECIPE_VERSION = 1
-_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$")
+_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,127}")
 
 # Per estimator: every hyperparameter a recipe may set, its type and its
-# allowed range. Anything else is refused, so a typo never silently falls
-# back to a library default.
+# allowed range. Anything else is refused, so a typo is an error rather than
+# a silently ignored key. Parameters a recipe leaves out take scikit-learn's
+# defaults, which the lock file pins.
 _Num = (int, float)
-ESTIMATORS: Mapping[str, Mapping[str, tuple[type | tuple[type, ...], float, float]]] = MappingProxyType(
-    {
-        "hist_gradient_boosting": MappingProxyType(
-            {
-                "max_iter": (int, 1, 10_000),
-                "learning_rate": (_Num, 1e-6, 10.0),
-                "max_leaf_nodes": (int, 2, 4096),
-                "max_depth": (int, 1, 64),
-                "min_samples_leaf": (int, 1, 1_000_000),
-                "l2_regularization": (_Num, 0.0, 1e6),
-                "max_bins": (int, 2, 255),
-                "max_features": (_Num, 1e-6, 1.0),
-            }
-        ),
-        "logistic_regression": MappingProxyType(
-            {
-                "C": (_Num, 1e-9, 1e9),
-                "max_iter": (int, 1, 100_000),
-                "tol": (_Num, 1e-12, 1.0),
-            }
-        ),
-    }
+ESTIMATORS: Mapping[str, Mapping[str, tuple[type | tuple[type, ...], float, float]]] = (
+    MappingProxyType(
+        {
+            "hist_gradient_boosting": MappingProxyType(
+                {
+                    "max_iter": (int, 1, 10_000),
+                    "learning_rate": (_Num, 1e-6, 10.0),
+                    "max_leaf_nodes": (int, 2, 4096),
+                    "max_depth": (int, 1, 64),
+                    "min_samples_leaf": (int, 1, 1_000_000),
+                    "l2_regularization": (_Num, 0.0, 1e6),
+                    "max_bins": (int, 2, 255),
+                    "max_features": (_Num, 1e-6, 1.0),
+                }
+            ),
+            "logistic_regression": MappingProxyType(
+                {
+                    "C": (_Num, 1e-9, 1e9),
+                    "max_iter": (int, 1, 100_000),
+                    "tol": (_Num, 1e-12, 1.0),
+                }
+            ),
+        }
+    )
 )
 
 
@@ -90,8 +93,8 @@ class LabelSpec:
 class SplitSpec:
     """Which rows are held out: a seeded hash of an integer key column.
 
-    A row is in the holdout when splitmix64(key XOR salt) / 2**64 is below
-    ``holdout_fraction``. The assignment depends on the row's key only, not
+    A row is in the holdout when the top 53 bits of splitmix64(key XOR salt),
+    divided by 2**53, are below ``holdout_fraction``. The assignment depends on the row's key only, not
     on row order or file layout, so a row never moves between train and
     holdout when a dataset grows.
     """
@@ -101,7 +104,12 @@ class SplitSpec:
     salt: int
 
     def to_dict(self) -> dict[str, object]:
-        return {"method": "key_hash", "key": self.key, "holdout_fraction": self.holdout_fraction, "salt": self.salt}
+        return {
+            "method": "key_hash",
+            "key": self.key,
+            "holdout_fraction": self.holdout_fraction,
+            "salt": self.salt,
+        }
 
 
 @dataclass(frozen=True)
@@ -139,13 +147,19 @@ class TrainingRecipe:
             required={"recipe_version", "name", "label", "features", "split", "estimator", "seed"},
             optional={"description"},
         )
-        if obj["recipe_version"] != RECIPE_VERSION or isinstance(obj["recipe_version"], bool):
+        version = obj["recipe_version"]
+        if type(version) is not int or version != RECIPE_VERSION:
             raise RecipeError(
-                "unknown recipe version", where=where, expected=RECIPE_VERSION, found=repr(obj["recipe_version"])
+                "unknown recipe version",
+                where=where,
+                expected=RECIPE_VERSION,
+                found=repr(obj["recipe_version"]),
             )
         name = _str(obj["name"], where, "name")
-        if not _NAME_RE.match(name):
-            raise RecipeError("name must match [A-Za-z_][A-Za-z0-9_.-]*", where=f"{where}: name", found=repr(name))
+        if not _NAME_RE.fullmatch(name):
+            raise RecipeError(
+                "name must match [A-Za-z_][A-Za-z0-9_.-]*", where=f"{where}: name", found=repr(name)
+            )
         description = _str(obj.get("description", ""), where, "description", allow_empty=True)
 
         lab = _obj(obj["label"], where, "label")
@@ -156,7 +170,9 @@ class TrainingRecipe:
             negative=_int(lab.get("negative", 0), where, "label.negative"),
         )
         if label.positive == label.negative:
-            raise RecipeError("label.positive and label.negative must differ", where=where, found=label.positive)
+            raise RecipeError(
+                "label.positive and label.negative must differ", where=where, found=label.positive
+            )
 
         feats = obj["features"]
         if not isinstance(feats, list) or not feats:
@@ -170,7 +186,10 @@ class TrainingRecipe:
             kind = fo["kind"]
             if kind not in ("numeric", "categorical"):
                 raise RecipeError(
-                    f"features[{i}].kind", where=where, expected="'numeric' or 'categorical'", found=repr(kind)
+                    f"features[{i}].kind",
+                    where=where,
+                    expected="'numeric' or 'categorical'",
+                    found=repr(kind),
                 )
             if fname in seen:
                 raise RecipeError(f"feature {fname!r} is listed twice", where=where)
@@ -182,24 +201,36 @@ class TrainingRecipe:
         sp = _obj(obj["split"], where, "split")
         _keys(sp, where, "split", required={"method", "key", "holdout_fraction", "salt"})
         if sp["method"] != "key_hash":
-            raise RecipeError("split.method", where=where, expected="'key_hash'", found=repr(sp["method"]))
+            raise RecipeError(
+                "split.method", where=where, expected="'key_hash'", found=repr(sp["method"])
+            )
         frac = sp["holdout_fraction"]
         if not isinstance(frac, _Num) or isinstance(frac, bool) or not 0.0 < float(frac) < 1.0:
-            raise RecipeError("split.holdout_fraction", where=where, expected="a number in (0, 1)", found=repr(frac))
+            raise RecipeError(
+                "split.holdout_fraction",
+                where=where,
+                expected="a number in (0, 1)",
+                found=repr(frac),
+            )
         split = SplitSpec(
             key=_str(sp["key"], where, "split.key"),
             holdout_fraction=float(frac),
             salt=_int(sp["salt"], where, "split.salt", lo=0, hi=2**64 - 1),
         )
         if split.key in seen or split.key == label.column:
-            raise RecipeError(f"split.key {split.key!r} must not be a feature or the label", where=where)
+            raise RecipeError(
+                f"split.key {split.key!r} must not be a feature or the label", where=where
+            )
 
         est = _obj(obj["estimator"], where, "estimator")
         _keys(est, where, "estimator", required={"type"}, optional={"params"})
         etype = est["type"]
         if etype not in ESTIMATORS:
             raise RecipeError(
-                "estimator.type", where=where, expected=" or ".join(sorted(ESTIMATORS)), found=repr(etype)
+                "estimator.type",
+                where=where,
+                expected=" or ".join(sorted(ESTIMATORS)),
+                found=repr(etype),
             )
         params = _obj(est.get("params", {}), where, "estimator.params")
         allowed = ESTIMATORS[etype]
@@ -211,10 +242,14 @@ class TrainingRecipe:
                     expected=", ".join(sorted(allowed)),
                 )
             typ, lo, hi = allowed[key]
-            if isinstance(value, bool) or not isinstance(value, typ) or not lo <= value <= hi:
+            right_type = isinstance(value, typ) and not isinstance(value, bool)
+            if not right_type or not lo <= float(cast(Any, value)) <= hi:
                 kind = "an integer" if typ is int else "a number"
                 raise RecipeError(
-                    f"estimator.params.{key}", where=where, expected=f"{kind} in [{lo}, {hi}]", found=repr(value)
+                    f"estimator.params.{key}",
+                    where=where,
+                    expected=f"{kind} in [{lo}, {hi}]",
+                    found=repr(value),
                 )
         seed = _int(obj["seed"], where, "seed", lo=0, hi=2**32 - 1)
         return cls(
@@ -235,14 +270,23 @@ def _obj(value: object, where: str, key: str) -> dict[str, Any]:
     return value
 
 
-def _keys(obj: Mapping[str, object], where: str, ctx: str, *, required: set[str], optional: frozenset[str] | set[str] = frozenset()) -> None:
+def _keys(
+    obj: Mapping[str, object],
+    where: str,
+    ctx: str,
+    *,
+    required: set[str],
+    optional: frozenset[str] | set[str] = frozenset(),
+) -> None:
     for key in sorted(required):
         if key not in obj:
             raise RecipeError(f"'{ctx}' lacks {key!r}", where=where)
     unknown = sorted(set(obj) - required - set(optional))
     if unknown:
         raise RecipeError(
-            f"unknown key {unknown[0]!r} in '{ctx}'", where=where, expected=", ".join(sorted(required | set(optional)))
+            f"unknown key {unknown[0]!r} in '{ctx}'",
+            where=where,
+            expected=", ".join(sorted(required | set(optional))),
         )
 
 
@@ -254,7 +298,9 @@ def _str(value: object, where: str, key: str, *, allow_empty: bool = False) -> s
 
 def _int(value: object, where: str, key: str, *, lo: int = -(2**63), hi: int = 2**63 - 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise RecipeError(f"'{key}'", where=where, expected=f"an integer in [{lo}, {hi}]", found=repr(value))
+        raise RecipeError(
+            f"'{key}'", where=where, expected=f"an integer in [{lo}, {hi}]", found=repr(value)
+        )
     return value
 
 
@@ -267,5 +313,7 @@ def load_recipe(path: str | os.PathLike[str]) -> TrainingRecipe:
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise RecipeError(f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}", where=where) from None
+        raise RecipeError(
+            f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}", where=where
+        ) from None
     return TrainingRecipe.from_dict(raw, where=where)

@@ -43,10 +43,15 @@ def holdout_mask(table: pa.Table, split: SplitSpec, *, where: str = "dataset") -
     col = table.column(split.key)
     if not pa.types.is_integer(col.type):
         raise DataError(
-            f"split key column {split.key!r} must be integer", where=where, expected="an integer column", found=str(col.type)
+            f"split key column {split.key!r} must be integer",
+            where=where,
+            expected="an integer column",
+            found=str(col.type),
         )
     if col.null_count:
-        raise DataError(f"split key column {split.key!r} has {col.null_count} null values", where=where)
+        raise DataError(
+            f"split key column {split.key!r} has {col.null_count} null values", where=where
+        )
     keys = col.to_numpy().astype(np.int64).view(np.uint64)
     mixed = splitmix64(keys ^ np.uint64(split.salt))
     unit = (mixed >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))

@@ -58,7 +58,9 @@ class ContentStore:
         try:
             return pafs.FileSystem.from_uri(self.location)  # type: ignore[no-any-return]
         except Exception as exc:  # pyarrow raises several types here
-            raise StoreError("cannot open store", where=self.location, hint=str(exc).splitlines()[0]) from None
+            raise StoreError(
+                "cannot open store", where=self.location, hint=str(exc).splitlines()[0]
+            ) from None
 
     def blob_key(self, sha256: str) -> str:
         return f"sha256/{sha256[:2]}/{sha256}"
@@ -72,7 +74,7 @@ class ContentStore:
 
     def has(self, sha256: str) -> bool:
         fs, root = self._fs()
-        return fs.get_file_info(f"{root}/{self.blob_key(sha256)}").type == pafs.FileType.File
+        return bool(fs.get_file_info(f"{root}/{self.blob_key(sha256)}").type == pafs.FileType.File)
 
     def put_file(self, path: str | os.PathLike[str], sha256: str | None = None) -> str:
         """Copy a file in under its digest; returns the digest. Idempotent."""
@@ -84,14 +86,23 @@ class ContentStore:
         fs.create_dir(key.rsplit("/", 1)[0], recursive=True)
         tmp = f"{key}.tmp-{os.getpid()}"
         h = hashlib.sha256()
-        with open(path, "rb") as src, fs.open_output_stream(tmp) as dst:
-            while chunk := src.read(_CHUNK):
-                h.update(chunk)
-                dst.write(chunk)
-        if h.hexdigest() != digest:
-            fs.delete_file(tmp)
-            raise DigestMismatch("file changed while it was stored", where=str(path), expected=digest, found=h.hexdigest())
-        fs.move(tmp, key)
+        try:
+            with open(path, "rb") as src, fs.open_output_stream(tmp) as dst:
+                while chunk := src.read(_CHUNK):
+                    h.update(chunk)
+                    dst.write(chunk)
+            if h.hexdigest() != digest:
+                raise DigestMismatch(
+                    "file changed while it was stored",
+                    where=str(path),
+                    expected=digest,
+                    found=h.hexdigest(),
+                )
+            fs.move(tmp, key)
+        except BaseException:
+            if fs.get_file_info(tmp).type == pafs.FileType.File:
+                fs.delete_file(tmp)
+            raise
         return digest
 
     def put_dataset(self, manifest: DataManifest, root: str | os.PathLike[str]) -> int:
@@ -107,7 +118,10 @@ class ContentStore:
         """Place a verified copy (or, for local stores, a symlink) of a blob at ``dest``."""
         if not self.has(sha256):
             raise StoreError(
-                "blob not in store", where=self.location, expected=f"sha256 {sha256}", found="nothing",
+                "blob not in store",
+                where=self.location,
+                expected=f"sha256 {sha256}",
+                found="nothing",
                 hint="run 'retrain store put' where the data lives",
             )
         fs, root = self._fs()
@@ -117,7 +131,9 @@ class ContentStore:
         if link and isinstance(fs, pafs.LocalFileSystem):
             found = sha256_file(key).sha256
             if found != sha256:
-                raise DigestMismatch("store blob is corrupted", where=key, expected=sha256, found=found)
+                raise DigestMismatch(
+                    "store blob is corrupted", where=key, expected=sha256, found=found
+                )
             if dest_path.is_symlink() or dest_path.exists():
                 dest_path.unlink()
             os.symlink(key, dest_path)
@@ -130,14 +146,18 @@ class ContentStore:
                     h.update(chunk)
                     out.write(chunk)
             if h.hexdigest() != sha256:
-                raise DigestMismatch("store blob is corrupted", where=key, expected=sha256, found=h.hexdigest())
+                raise DigestMismatch(
+                    "store blob is corrupted", where=key, expected=sha256, found=h.hexdigest()
+                )
             os.replace(tmp, dest_path)
         except BaseException:
             if os.path.exists(tmp):
                 os.unlink(tmp)
             raise
 
-    def materialize(self, manifest: DataManifest, dest: str | os.PathLike[str], *, link: bool = True) -> None:
+    def materialize(
+        self, manifest: DataManifest, dest: str | os.PathLike[str], *, link: bool = True
+    ) -> None:
         """Lay out every file of ``manifest`` under ``dest`` from the store, verified."""
         missing = [e for e in manifest.entries if not self.has(e.sha256)]
         if missing:

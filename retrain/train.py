@@ -54,11 +54,16 @@ class _FidelityError(RetrainError):
     exit_code = 1
 
 
-def _fit_hgb(recipe: TrainingRecipe, x: np.ndarray, y: np.ndarray) -> tuple[dict[str, np.ndarray], Any, int]:
+def _fit_hgb(
+    recipe: TrainingRecipe, x: np.ndarray, y: np.ndarray
+) -> tuple[dict[str, np.ndarray], Any, int]:
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     est = HistGradientBoostingClassifier(
-        **dict(recipe.params), early_stopping=False, random_state=recipe.seed, categorical_features=None
+        **dict(recipe.params),
+        early_stopping=False,
+        random_state=recipe.seed,
+        categorical_features=None,
     )
     est.fit(x, y)
     trees = [p for iteration in est._predictors for p in iteration]
@@ -67,7 +72,7 @@ def _fit_hgb(recipe: TrainingRecipe, x: np.ndarray, y: np.ndarray) -> tuple[dict
         raise _FidelityError("unexpected categorical split in a tree")
     offsets = np.cumsum([0] + [n.shape[0] for n in nodes]).astype(np.int64)
     cat = np.concatenate(nodes)
-    arrays = {
+    arrays: dict[str, np.ndarray] = {
         "baseline": np.asarray(est._baseline_prediction, dtype=np.float64).ravel(),
         "tree_offsets": offsets,
         "node_feature": cat["feature_idx"].astype(np.int64),
@@ -81,19 +86,24 @@ def _fit_hgb(recipe: TrainingRecipe, x: np.ndarray, y: np.ndarray) -> tuple[dict
     return arrays, est, int(est.n_iter_)
 
 
-def _fit_lr(recipe: TrainingRecipe, x: np.ndarray, y: np.ndarray) -> tuple[dict[str, np.ndarray], Any, int]:
+def _fit_lr(
+    recipe: TrainingRecipe, x: np.ndarray, y: np.ndarray
+) -> tuple[dict[str, np.ndarray], Any, int]:
     from sklearn.linear_model import LogisticRegression
 
     est = LogisticRegression(**dict(recipe.params), solver="lbfgs", random_state=recipe.seed)
     est.fit(x, y)
-    arrays = {
+    arrays: dict[str, np.ndarray] = {
         "coef": np.asarray(est.coef_, dtype=np.float64),
         "intercept": np.asarray(est.intercept_, dtype=np.float64),
     }
     return arrays, est, int(np.max(est.n_iter_))
 
 
-_FITTERS = {"hist_gradient_boosting": (_fit_hgb, "raw"), "logistic_regression": (_fit_lr, "standardized")}
+_FITTERS = {
+    "hist_gradient_boosting": (_fit_hgb, "raw"),
+    "logistic_regression": (_fit_lr, "standardized"),
+}
 
 
 def train_model(
@@ -125,7 +135,13 @@ def train_model(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         arrays, est, iterations = fitter(recipe, x, y)
-    model = Model(estimator=recipe.estimator, label=recipe.label, preprocessor=pre, arrays=arrays, lineage=lineage)
+    model = Model(
+        estimator=recipe.estimator,
+        label=recipe.label,
+        preprocessor=pre,
+        arrays=arrays,
+        lineage=lineage,
+    )
     ours = model.predict_proba_matrix(x)
     theirs = est.predict_proba(x)[:, 1]
     if not np.array_equal(ours, theirs):
@@ -142,6 +158,8 @@ def train_model(
         positives_train=positives,
         input_columns=x.shape[1],
         iterations=iterations,
-        warnings=tuple(sorted({f"{w.category.__name__}: {w.message}".splitlines()[0] for w in caught})),
+        warnings=tuple(
+            sorted({f"{w.category.__name__}: {w.message}".splitlines()[0] for w in caught})
+        ),
     )
     return model, report

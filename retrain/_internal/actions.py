@@ -55,7 +55,7 @@ def _load_dataset(args: argparse.Namespace) -> tuple[Any, Any]:
     table = load_verified_table(
         manifest,
         _pairs(args.file, "--file"),
-        containment=sandbox_containment(args.root),
+        containment=sandbox_containment(args.root, manifest=args.manifest),
         manifest_where=args.manifest,
     )
     return manifest, table
@@ -69,7 +69,7 @@ def cmd_verify_dataset(args: argparse.Namespace) -> None:
     failures = verify_dataset(
         manifest,
         _pairs(args.file, "--file"),
-        containment=sandbox_containment(args.root),
+        containment=sandbox_containment(args.root, manifest=args.manifest),
         manifest_where=args.manifest,
     )
     if failures:
@@ -84,7 +84,7 @@ def cmd_verify_dataset(args: argparse.Namespace) -> None:
             "schema_fingerprint": manifest.schema_fingerprint,
             "files": len(manifest.entries),
             "rows": manifest.rows,
-            "bytes": manifest.bytes,
+            "bytes": manifest.total_bytes,
         },
     )
 
@@ -237,7 +237,11 @@ def cmd_provenance(args: argparse.Namespace) -> None:
     )
     bazel = {"version": status.get("BAZEL_VERSION", "unknown")}
     bazel_digest = status.get("BAZEL_SHA256") or digest_of_description(bazel)
-    deps.append(ResourceDescriptor(name="toolchain/bazel", digest={"sha256": bazel_digest}, annotations=bazel))
+    deps.append(
+        ResourceDescriptor(
+            name="toolchain/bazel", digest={"sha256": bazel_digest}, annotations=bazel
+        )
+    )
     deps.append(
         ResourceDescriptor(
             name="toolchain/platform",
@@ -327,7 +331,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except Exception as exc:  # a bug, not bad input: say so, with the traceback
         traceback.print_exc()
-        print(f"retrain: internal error: {type(exc).__name__}: {exc} (a bug in retrain)", file=sys.stderr)
+        print(
+            f"retrain: internal error: {type(exc).__name__}: {exc} (a bug in retrain)",
+            file=sys.stderr,
+        )
         return 70
     return 0
 

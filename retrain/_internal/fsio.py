@@ -7,6 +7,7 @@ removed, so a failed command leaves nothing half-written.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -27,10 +28,8 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, mode: int =
         os.chmod(tmp, mode)
         os.replace(tmp, target)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        except FileNotFoundError:
-            pass
         raise
     try:
         dir_fd = os.open(target.parent, os.O_RDONLY)

@@ -65,7 +65,9 @@ class ResourceDescriptor:
             raise InputError(f"digest of {raw['name']!r} must map algorithm to hex", where=where)
         if not digest and not raw.get("uri"):
             raise InputError(f"resource {raw['name']!r} has neither digest nor uri", where=where)
-        return cls(name=raw["name"], digest=digest, uri=raw.get("uri"), annotations=raw.get("annotations"))
+        return cls(
+            name=raw["name"], digest=digest, uri=raw.get("uri"), annotations=raw.get("annotations")
+        )
 
 
 @dataclass(frozen=True)
@@ -100,15 +102,28 @@ class BuildProvenance:
     @classmethod
     def from_statement(cls, raw: object, *, where: str) -> BuildProvenance:
         if not isinstance(raw, dict) or raw.get("_type") != STATEMENT_V1:
-            raise InputError("not an in-toto Statement v1", where=where, expected=STATEMENT_V1,
-                             found=raw.get("_type") if isinstance(raw, dict) else type(raw).__name__)
+            raise InputError(
+                "not an in-toto Statement v1",
+                where=where,
+                expected=STATEMENT_V1,
+                found=raw.get("_type") if isinstance(raw, dict) else type(raw).__name__,
+            )
         if raw.get("predicateType") != SLSA_PROVENANCE_V1:
-            raise InputError("not SLSA provenance", where=where, expected=SLSA_PROVENANCE_V1, found=raw.get("predicateType"))
+            raise InputError(
+                "not SLSA provenance",
+                where=where,
+                expected=SLSA_PROVENANCE_V1,
+                found=raw.get("predicateType"),
+            )
         try:
             bd = raw["predicate"]["buildDefinition"]
             if bd["buildType"] != BUILD_TYPE:
-                raise InputError("unknown buildType", where=where, expected=BUILD_TYPE, found=bd["buildType"])
-            subjects = tuple(ResourceDescriptor.from_dict(s, where=f"{where}: subject") for s in raw["subject"])
+                raise InputError(
+                    "unknown buildType", where=where, expected=BUILD_TYPE, found=bd["buildType"]
+                )
+            subjects = tuple(
+                ResourceDescriptor.from_dict(s, where=f"{where}: subject") for s in raw["subject"]
+            )
             deps = tuple(
                 ResourceDescriptor.from_dict(d, where=f"{where}: resolvedDependencies")
                 for d in bd["resolvedDependencies"]
@@ -122,7 +137,9 @@ class BuildProvenance:
                 builder_version=builder.get("version", {}),
             )
         except (KeyError, TypeError) as exc:
-            raise InputError("provenance statement is incomplete", where=where, hint=f"missing {exc}") from None
+            raise InputError(
+                "provenance statement is incomplete", where=where, hint=f"missing {exc}"
+            ) from None
 
     def dependency(self, name: str) -> ResourceDescriptor | None:
         return next((d for d in self.resolved_dependencies if d.name == name), None)

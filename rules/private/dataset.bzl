@@ -91,14 +91,15 @@ def _store_dataset_impl(rctx):
     site = str(env_json.dirname) + "/site-packages"
     workspace = str(rctx.path(rctx.attr._workspace).dirname)
     store = rctx.os.environ.get("RETRAIN_STORE", "")
-    cmd = [python, "-S", "-B", "-m", "retrain._internal.materialize", str(manifest), "files"]
-    if store:
-        cmd += ["--store", store]
-    res = rctx.execute(
-        cmd,
-        environment = {"PYTHONPATH": site + ":" + workspace, "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"},
-        timeout = 3600,
+    argv = [str(manifest), "files"] + (["--store", store] if store else [])
+
+    # -I -S: nothing from the caller's PYTHON* variables or site-packages;
+    # the locked environment and this workspace are put on sys.path by hand.
+    bootstrap = "import sys; sys.path[:0] = %r; from retrain._internal.materialize import main; sys.exit(main(%r))" % (
+        [site, workspace],
+        argv,
     )
+    res = rctx.execute([python, "-I", "-S", "-B", "-c", bootstrap], timeout = 3600)
     if res.return_code != 0:
         fail("retrain_store_dataset %s: %s" % (rctx.name, res.stderr.strip()))
     rctx.file("BUILD.bazel", """\

@@ -105,7 +105,12 @@ def _evaluate_model_impl(ctx):
     )
     return [
         DefaultInfo(files = depset([metrics])),
-        EvaluationInfo(metrics = metrics, model = mi, sources = depset([ds.manifest] + tool_srcs, transitive = [mi.sources])),
+        EvaluationInfo(
+            metrics = metrics,
+            model = mi,
+            dataset = ds,
+            sources = depset([ds.manifest] + tool_srcs, transitive = [mi.sources]),
+        ),
     ]
 
 evaluate_model = rule(
@@ -137,7 +142,12 @@ def _model_provenance_impl(ctx):
     args.add_all(["%s=%s" % (f.basename, f.path) for f in subjects], before_each = "--subject")
     args.add("--recipe", mi.recipe)
     args.add("--train-report", mi.report)
-    args.add("--dataset-verified", mi.dataset.verified)
+    # Every dataset the build read: training data and, when different, the
+    # evaluation data.
+    verified = [mi.dataset.verified]
+    if ev.dataset.verified != mi.dataset.verified:
+        verified.append(ev.dataset.verified)
+    args.add_all(verified, before_each = "--dataset-verified")
     args.add_all(sources, before_each = "--source")
     args.add("--lock-name", env.lock.short_path)
     args.add("--env-json", env.env_json)
@@ -151,7 +161,7 @@ def _model_provenance_impl(ctx):
         command = "provenance",
         args = args,
         inputs = depset(
-            subjects + [mi.recipe, mi.dataset.verified, env.env_json, env.toolchain_json, ctx.info_file],
+            subjects + verified + [mi.recipe, env.env_json, env.toolchain_json, ctx.info_file],
             transitive = [sources],
         ),
         outputs = [statement],

@@ -41,6 +41,7 @@ EvaluationInfo = provider(
     fields = {
         "metrics": "File: metrics JSON naming the model's sha256 and the dataset digest.",
         "model": "ModelInfo: the model evaluated.",
+        "dataset": "DatasetInfo: the dataset the holdout came from.",
         "sources": "depset of File: every source file that went into the evaluation.",
     },
 )

@@ -42,6 +42,7 @@ def _find_python(rctx):
             continue
         res = rctx.execute([
             path,
+            "-I",
             "-c",
             "import os, sys; print(os.path.realpath(getattr(sys, '_base_executable', None) or sys.executable)); print('%d.%d' % sys.version_info[:2])",
         ])
@@ -70,8 +71,10 @@ def _retrain_python_env_impl(rctx):
     python = _find_python(rctx)
     lock = rctx.path(rctx.attr.lock)
     rctx.symlink(lock, "lock.txt")
+    # -I: isolated from the caller's PYTHON* variables and user site-packages.
     cmd = [
         python,
+        "-I",
         "-m",
         "pip",
         "install",
@@ -111,6 +114,7 @@ def _retrain_python_env_impl(rctx):
     rctx.delete("site-packages/bin")
     res = rctx.execute([
         python,
+        "-I",
         "-S",
         str(rctx.path(rctx.attr._probe)),
         "site-packages",
