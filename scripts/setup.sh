@@ -8,4 +8,4 @@ source "$(dirname "$0")/env.sh"
 setup_all
 cd "$ROOT"
 bazel build //models:candidate "$@"
-echo "retrain-setup: done; outputs in $(bazel info bazel-bin 2>/dev/null)/models/candidate/"
+echo "retrain-setup: done; outputs in bazel-bin/models/candidate/"
