@@ -241,6 +241,194 @@ def store_path() -> None:
 
 
 # --------------------------------------------------------------------------
+# keys, signing, verification
+
+
+@cli.command("keygen")
+@click.argument("private_key", type=click.Path(dir_okay=False, path_type=Path), required=False)
+@click.option("--force", is_flag=True, help="Replace an existing key pair.")
+def keygen(private_key: Path | None, force: bool) -> None:
+    """Create an ECDSA P-256 key pair: PRIVATE_KEY (0600) and PRIVATE_KEY.pub.
+
+    Without PRIVATE_KEY, creates the per-user development key that builds use
+    when RETRAIN_SIGNING_KEY is not set. Use the pair for builds
+    (RETRAIN_SIGNING_KEY=PRIVATE_KEY) and add the .pub file to a policy.
+    """
+    from retrain.attest.keys import dev_key_path, generate_key_pair
+
+    pair = generate_key_pair(private_key or dev_key_path(), force=force)
+    click.echo(f"wrote {pair.private} (private, mode 0600) and {pair.public}")
+    click.echo(f"keyid {pair.keyid}")
+
+
+@cli.command("verify")
+@click.argument("model_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--policy",
+    "policy_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Trust policy (attestations/policy.json).",
+)
+@click.option(
+    "--repo",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="Repository holding the data manifests (and, when present, the data).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option(
+    "--at", "at_time", default=None, help="Verify as of this UTC time (YYYY-MM-DDTHH:MM:SSZ)."
+)
+def verify(
+    model_dir: Path, policy_path: Path, repo: Path, as_json: bool, at_time: str | None
+) -> int:
+    """Verify a model's attestation chain (dataset, build, evaluation) against a policy."""
+    import json as _json
+
+    from retrain.attest.policy import load_policy, parse_time
+    from retrain.attest.verify import verify_model
+
+    policy = load_policy(policy_path)
+    now = parse_time(at_time, where="--at", ctx="--at") if at_time else None
+    report = verify_model(model_dir, policy, policy_where=str(policy_path), repo_root=repo, now=now)
+    if as_json:
+        click.echo(_json.dumps(report.to_dict(), indent=2, sort_keys=True))
+        return report.exit_code
+    if not report.ok:
+        for failure in report.failures:
+            click.echo(f"retrain: verify: {failure.message}", err=True)
+        click.echo(f"FAILED: {len(report.failures)} check(s) failed for {model_dir}", err=True)
+        return report.exit_code
+    click.echo(
+        f"OK: {model_dir} verifies against {policy_path} (expires {policy.expires:%Y-%m-%d})"
+    )
+    for link in report.links:
+        click.echo(f"  {link.link:<10}  {link.subject:<40}  {link.detail}")
+        click.echo(f"  {'':<10}  signed by {', '.join(link.signers)}")
+    for note in report.notes:
+        click.echo(f"  note: {note}")
+    return 0
+
+
+@cli.command("sign")
+@click.argument("model_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--key",
+    "key_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="PEM ECDSA P-256 private key (default: RETRAIN_SIGNING_KEY, else the development key).",
+)
+@click.option(
+    "--keyless",
+    is_flag=True,
+    help="Sign the model with Sigstore keyless signing (needs network and an OIDC identity).",
+)
+def sign(model_dir: Path, key_path: Path | None, keyless: bool) -> None:
+    """(Re)sign the model in MODEL_DIR: its model.sig bundle, or, with a key, also its chain.
+
+    With --key (or RETRAIN_SIGNING_KEY), re-signs the statements already in
+    MODEL_DIR: each *.intoto.jsonl gets a new envelope over the same payload,
+    and model.sig is rewritten. With --keyless, only model.sig is written,
+    through Sigstore's public-good Fulcio and Rekor.
+    """
+    import os
+
+    from retrain.attest.envelope import read_envelopes
+    from retrain.attest.keys import ensure_dev_key, load_signer
+    from retrain.attest.sign import LINK_FILES, MODEL_BUNDLE, sign_chain
+
+    model = model_dir / "model.rtm"
+    if keyless:
+        from retrain.attest.keyless import sign_keyless
+
+        sign_keyless(model, model_dir / MODEL_BUNDLE)
+        click.echo(f"wrote {model_dir / MODEL_BUNDLE} (Sigstore keyless)")
+        return
+    env_key = os.environ.get("RETRAIN_SIGNING_KEY")
+    private = key_path or (Path(env_key) if env_key else ensure_dev_key()[0].private)
+    signer = load_signer(private)
+    statements = {}
+    for link, name in LINK_FILES.items():
+        path = model_dir / name
+        if path.exists():
+            statements[link] = read_envelopes(path)[0].payload
+    chain = sign_chain(model_dir, statements, [signer], model=model, private_key=private)
+    click.echo(
+        f"signed {', '.join(p.name for p in chain.files)} with key {signer.public_key.keyid[:12]}"
+    )
+
+
+@cli.group()
+def policy() -> None:
+    """Trust policies."""
+
+
+@policy.command("init")
+@click.option(
+    "--key",
+    "keys",
+    multiple=True,
+    required=True,
+    metavar="NAME=PUBLIC.pem",
+    help="A key the policy lists, by name; repeat for several.",
+)
+@click.option(
+    "--step",
+    "steps",
+    multiple=True,
+    metavar="STEP=NAME[,NAME]",
+    help="Which keys may sign a step (default: every key, every step).",
+)
+@click.option(
+    "--threshold",
+    "thresholds",
+    multiple=True,
+    metavar="STEP=N",
+    help="Signatures a step needs (default 1).",
+)
+@click.option("--expires", required=True, help="Expiry, YYYY-MM-DDTHH:MM:SSZ (UTC).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
+def policy_init(
+    keys: tuple[str, ...],
+    steps: tuple[str, ...],
+    thresholds: tuple[str, ...],
+    expires: str,
+    output: Path,
+) -> None:
+    """Write a trust policy for the given public keys."""
+    from retrain._internal.fsio import atomic_write_json
+    from retrain.attest.policy import TrustPolicy, parse_time
+
+    def pairs(values: tuple[str, ...], flag: str) -> list[tuple[str, str]]:
+        out = []
+        for value in values:
+            name, sep, rest = value.partition("=")
+            if not sep or not name or not rest:
+                raise click.UsageError(f"{flag} must be NAME=VALUE, got {value!r}")
+            out.append((name, rest))
+        return out
+
+    named = [(name, Path(path).read_text(encoding="ascii")) for name, path in pairs(keys, "--key")]
+    step_keys = {step: names.split(",") for step, names in pairs(steps, "--step")} or None
+    try:
+        limits = {step: int(n) for step, n in pairs(thresholds, "--threshold")}
+    except ValueError:
+        raise click.UsageError("--threshold must be STEP=INTEGER") from None
+    built = TrustPolicy.for_keys(
+        named,
+        expires=parse_time(expires, where="--expires", ctx="--expires"),
+        step_keys=step_keys,
+        thresholds=limits,
+    )
+    TrustPolicy.from_dict(built.to_dict(), where=str(output))  # the written policy must load
+    atomic_write_json(output, built.to_dict())
+    click.echo(f"wrote {output}: {len(built.keys)} key(s), steps {', '.join(built.steps)}")
+
+
+# --------------------------------------------------------------------------
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,10 +17,13 @@ __all__ = [
     "CheckFailed",
     "DataError",
     "DigestMismatch",
+    "EnvelopeError",
     "HermeticityError",
     "InputError",
+    "KeyFileError",
     "ManifestError",
     "PathEscapeError",
+    "PolicyError",
     "RecipeError",
     "RetrainError",
     "SchemaMismatch",
@@ -114,3 +117,15 @@ class DigestMismatch(CheckFailed):
 
 class SchemaMismatch(CheckFailed):
     """A file whose Arrow schema differs from the one recorded."""
+
+
+class PolicyError(InputError):
+    """A trust policy that is malformed or names what does not exist."""
+
+
+class EnvelopeError(InputError):
+    """An attestation file that is not a readable DSSE envelope of a statement."""
+
+
+class KeyFileError(InputError):
+    """A key file that is missing, unreadable or of an unsupported type."""

@@ -6,7 +6,9 @@ Build rules:
   `DatasetInfo` with the dataset digest.
 * `train_model`: trains from a recipe on a dataset; provides `ModelInfo`.
 * `evaluate_model`: metrics on the recipe's holdout; provides `EvaluationInfo`.
-* `model_provenance`: the SLSA provenance v1 statement of a model build.
+* `model_provenance`: the SLSA provenance v1 statement of a model build, and
+  the signed chain (dataset, build, evaluation DSSE envelopes; a
+  model-signing Sigstore bundle for the model).
 * `model_pipeline`: the three above under one target, e.g. `//models:candidate`.
 
 Repository rules (for WORKSPACE):
@@ -14,6 +16,7 @@ Repository rules (for WORKSPACE):
 * `retrain_python_env`: the hash-locked Python environment of every action.
 * `retrain_store_dataset`: a dataset brought in from the content-addressed
   store by digest.
+* `retrain_signing_config`: where the signing key is (a path, never the key).
 
 Every action runs under the environment contract in
 `rules/private/hermetic.bzl` (fixed locale, time zone, hash seed, one BLAS
@@ -37,6 +40,7 @@ load(
     _PythonEnvInfo = "PythonEnvInfo",
 )
 load("//rules/private:python_env.bzl", _retrain_python_env = "retrain_python_env")
+load("//rules/private:signing.bzl", _retrain_signing_config = "retrain_signing_config")
 
 DatasetInfo = _DatasetInfo
 EvaluationInfo = _EvaluationInfo
@@ -51,3 +55,4 @@ model_pipeline = _model_pipeline
 
 retrain_python_env = _retrain_python_env
 retrain_store_dataset = _retrain_store_dataset
+retrain_signing_config = _retrain_signing_config

@@ -53,7 +53,7 @@ find_python() {
 ensure_wheelhouse() {
   local python="$1" lock
   mkdir -p "$WHEELHOUSE"
-  for lock in "$ROOT/requirements/dev.lock" "$ROOT/requirements/runtime.lock"; do
+  for lock in "$ROOT/requirements/dev.lock" "$ROOT/requirements/runtime.lock" "$ROOT/requirements/sign.lock"; do
     if PIP_CONFIG_FILE=/dev/null "$python" -m pip download -q --no-index --find-links "$WHEELHOUSE" \
         --require-hashes --no-deps --only-binary=:all: -r "$lock" -d "$WHEELHOUSE" >/dev/null 2>&1; then
       continue

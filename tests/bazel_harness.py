@@ -8,6 +8,7 @@ the determinism tests start fresh ones on purpose.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -18,6 +19,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CANDIDATE_FILES = ("model.rtm", "train_report.json", "metrics.json", "provenance.json")
+SIGNED_LINKS = ("dataset.intoto.jsonl", "provenance.intoto.jsonl", "evaluation.intoto.jsonl")
 _COPY_IGNORE = shutil.ignore_patterns(
     ".git",
     ".venv",
@@ -109,6 +111,15 @@ class BazelWorkspace:
     ) -> dict[str, str]:
         out = self.bazel_bin() / package_dir
         return {name: sha256_of(out / name) for name in names}
+
+    def signed_payloads(self, package_dir: str = "models/candidate") -> dict[str, str]:
+        """sha256 of the payload each signed link carries (signatures themselves vary)."""
+        out = self.bazel_bin() / package_dir
+        digests = {}
+        for name in SIGNED_LINKS:
+            envelope = json.loads((out / name).read_text().splitlines()[0])
+            digests[name] = hashlib.sha256(base64.b64decode(envelope["payload"])).hexdigest()
+        return digests
 
     def executed_spawns(self, *targets: str, **kw: object) -> list[dict[str, object]]:
         """Build and return the spawns Bazel really executed (not cache hits)."""

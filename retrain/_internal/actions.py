@@ -61,25 +61,48 @@ def _load_dataset(args: argparse.Namespace) -> tuple[Any, Any]:
     return manifest, table
 
 
-def cmd_verify_dataset(args: argparse.Namespace) -> None:
-    from retrain.dataset import VerificationFailed
-    from retrain.manifest import load_manifest, sandbox_containment, verify_dataset
+_DATASET_CHECKS = ("listed-files", "containment", "size", "sha256", "rows", "schema")
 
-    manifest = load_manifest(args.manifest)
-    failures = verify_dataset(
-        manifest,
-        _pairs(args.file, "--file"),
-        containment=sandbox_containment(args.root, manifest=args.manifest),
-        manifest_where=args.manifest,
+
+def cmd_verify_dataset(args: argparse.Namespace) -> None:
+    from retrain.attest.predicates import DATASET_V1, DatasetPredicate
+    from retrain.attest.statement import ResourceDescriptor, Statement
+    from retrain.quality import profile_table
+
+    manifest, table = _load_dataset(args)
+    manifest_sha = sha256_file(args.manifest).sha256
+    predicate = DatasetPredicate(
+        name=manifest.name,
+        dataset_digest=manifest.dataset_digest,
+        manifest_uri=args.manifest_uri,
+        manifest_sha256=manifest_sha,
+        rows=manifest.rows,
+        files=len(manifest.entries),
+        bytes=manifest.total_bytes,
+        schema_fingerprint=manifest.schema_fingerprint,
+        root=args.root if args.location == "repo" else None,
+        checks=_DATASET_CHECKS,
+        quality=profile_table(table),
+        verifier={"retrain": __version__},
     )
-    if failures:
-        raise VerificationFailed(failures)
+    statement = Statement(
+        subjects=(
+            ResourceDescriptor(
+                name=f"dataset/{manifest.name}",
+                digest={"sha256": manifest.dataset_digest.removeprefix("sha256:")},
+            ),
+            ResourceDescriptor(name=args.manifest_uri, digest={"sha256": manifest_sha}),
+        ),
+        predicate_type=DATASET_V1,
+        predicate=predicate.to_dict(),
+    )
+    atomic_write_bytes(args.out_statement, statement.to_json_bytes())
     atomic_write_json(
         args.out,
         {
             "schema": _VERIFIED_SCHEMA,
             "name": manifest.name,
-            "manifest": {"path": args.manifest, "sha256": sha256_file(args.manifest).sha256},
+            "manifest": {"path": args.manifest_uri, "sha256": manifest_sha},
             "dataset_digest": manifest.dataset_digest,
             "schema_fingerprint": manifest.schema_fingerprint,
             "files": len(manifest.entries),
@@ -137,11 +160,12 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     manifest, table = _load_dataset(args)
     model = read_model(args.model)
     evaluation = evaluate_model(model, recipe, table, where=manifest.name)
+    model_sha = sha256_file(args.model).sha256
     atomic_write_json(
         args.out,
         {
             "schema": _METRICS_SCHEMA,
-            "model": {"sha256": sha256_file(args.model).sha256},
+            "model": {"sha256": model_sha},
             "dataset": {"name": manifest.name, "digest": manifest.dataset_digest},
             "holdout": {
                 "rows": evaluation.rows,
@@ -150,6 +174,56 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
             },
             "metrics": dict(sorted(evaluation.metrics.items())),
         },
+    )
+    from retrain.attest.predicates import EVALUATION_V1, EvaluationPredicate
+    from retrain.attest.statement import ResourceDescriptor, Statement
+
+    model_name = Path(args.model).name
+    predicate = EvaluationPredicate(
+        model_name=model_name,
+        model_sha256=model_sha,
+        dataset_name=manifest.name,
+        dataset_digest=manifest.dataset_digest,
+        holdout_rows=evaluation.rows,
+        holdout_positives=evaluation.positives,
+        metrics=evaluation.metrics,
+        metrics_file=Path(args.out).name,
+        metrics_sha256=sha256_file(args.out).sha256,
+    )
+    statement = Statement(
+        subjects=(ResourceDescriptor(name=model_name, digest={"sha256": model_sha}),),
+        predicate_type=EVALUATION_V1,
+        predicate=predicate.to_dict(),
+    )
+    atomic_write_bytes(args.out_statement, statement.to_json_bytes())
+
+
+def cmd_sign(args: argparse.Namespace) -> None:
+    """Sign the chain's statements (a local, never cached action: it reads the key)."""
+    from retrain.attest.keys import ensure_dev_key, load_signer
+    from retrain.attest.sign import sign_chain
+
+    config = _read_json(args.signing_config)
+    if config.get("key"):
+        key_path = Path(config["key"])
+        note = f"signing key {key_path} (RETRAIN_SIGNING_KEY)"
+    else:
+        pair, created = ensure_dev_key(Path(config["dev_key"]))
+        key_path = pair.private
+        note = (
+            f"no signing key configured (set RETRAIN_SIGNING_KEY); signed with the development key "
+            f"{key_path}{' (created now)' if created else ''}, which no policy trusts unless you add it"
+        )
+    signer = load_signer(key_path)
+    statements = {
+        link: Path(path).read_bytes()
+        for link, path in _pairs(args.statement, "--statement").items()
+    }
+    chain = sign_chain(
+        Path(args.out_dir), statements, [signer], model=Path(args.model), private_key=key_path
+    )
+    print(
+        f"retrain: {note}; key {signer.public_key.keyid[:12]}; wrote {', '.join(p.name for p in chain.files)}"
     )
 
 
@@ -281,7 +355,10 @@ def _parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("verify-dataset")
     data_args(v)
+    v.add_argument("--manifest-uri", required=True)
+    v.add_argument("--location", choices=("repo", "store"), required=True)
     v.add_argument("--out", required=True)
+    v.add_argument("--out-statement", required=True)
     v.set_defaults(func=cmd_verify_dataset)
 
     t = sub.add_parser("train")
@@ -299,6 +376,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--recipe", required=True)
     e.add_argument("--model", required=True)
     e.add_argument("--out", required=True)
+    e.add_argument("--out-statement", required=True)
     e.set_defaults(func=cmd_evaluate)
 
     pv = sub.add_parser("provenance")
@@ -314,6 +392,13 @@ def _parser() -> argparse.ArgumentParser:
     pv.add_argument("--status", action="append", default=[])
     pv.add_argument("--out", required=True)
     pv.set_defaults(func=cmd_provenance)
+
+    sg = sub.add_parser("sign")
+    sg.add_argument("--statement", action="append", default=[])
+    sg.add_argument("--model", required=True)
+    sg.add_argument("--out-dir", required=True)
+    sg.add_argument("--signing-config", required=True)
+    sg.set_defaults(func=cmd_sign)
     return p
 
 

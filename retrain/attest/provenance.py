@@ -11,10 +11,11 @@ Bazel, platform). Schema: docs/provenance.md.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from retrain.attest.statement import STATEMENT_V1, ResourceDescriptor, Statement
 from retrain.digest import canonical_json, sha256_bytes
 from retrain.errors import InputError
 
@@ -28,7 +29,6 @@ __all__ = [
     "digest_of_description",
 ]
 
-STATEMENT_V1 = "https://in-toto.io/Statement/v1"
 SLSA_PROVENANCE_V1 = "https://slsa.dev/provenance/v1"
 BUILD_TYPE = "https://retrain.dev/buildtypes/bazel-model/v1"
 BUILDER_ID = "https://retrain.dev/builders/bazel-local/v1"
@@ -37,37 +37,6 @@ BUILDER_ID = "https://retrain.dev/builders/bazel-local/v1"
 def digest_of_description(description: Mapping[str, Any]) -> str:
     """sha256 of a description's canonical JSON: a digest for things that are not files."""
     return sha256_bytes(canonical_json(description))
-
-
-@dataclass(frozen=True)
-class ResourceDescriptor:
-    """An in-toto ResourceDescriptor: a name, digests, and optional uri/annotations."""
-
-    name: str
-    digest: Mapping[str, str]
-    uri: str | None = None
-    annotations: Mapping[str, Any] | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"name": self.name, "digest": dict(sorted(self.digest.items()))}
-        if self.uri is not None:
-            out["uri"] = self.uri
-        if self.annotations:
-            out["annotations"] = dict(self.annotations)
-        return out
-
-    @classmethod
-    def from_dict(cls, raw: object, *, where: str) -> ResourceDescriptor:
-        if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
-            raise InputError("resource descriptor must be an object with a 'name'", where=where)
-        digest = raw.get("digest", {})
-        if not isinstance(digest, dict) or not all(isinstance(v, str) for v in digest.values()):
-            raise InputError(f"digest of {raw['name']!r} must map algorithm to hex", where=where)
-        if not digest and not raw.get("uri"):
-            raise InputError(f"resource {raw['name']!r} has neither digest nor uri", where=where)
-        return cls(
-            name=raw["name"], digest=digest, uri=raw.get("uri"), annotations=raw.get("annotations")
-        )
 
 
 @dataclass(frozen=True)
@@ -141,12 +110,12 @@ class BuildProvenance:
                 "provenance statement is incomplete", where=where, hint=f"missing {exc}"
             ) from None
 
+    @classmethod
+    def from_statement_object(cls, statement: Statement, *, where: str) -> BuildProvenance:
+        return cls.from_statement(statement.to_dict(), where=where)
+
     def dependency(self, name: str) -> ResourceDescriptor | None:
         return next((d for d in self.resolved_dependencies if d.name == name), None)
 
     def subject(self, name: str) -> ResourceDescriptor | None:
         return next((s for s in self.subjects if s.name == name), None)
-
-
-def source_dependencies(files: Sequence[tuple[str, str]]) -> list[ResourceDescriptor]:
-    return [ResourceDescriptor(name=path, digest={"sha256": sha}) for path, sha in sorted(files)]

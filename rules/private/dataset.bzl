@@ -23,11 +23,16 @@ def _dataset_impl(ctx):
             rel = rel[len(root) + 1:]
         file_args.append("%s=%s" % (rel, f.path))
     verified = ctx.actions.declare_file(ctx.label.name + ".verified.json")
+    statement = ctx.actions.declare_file(ctx.label.name + ".statement.json")
+    in_repo = all([f.owner.workspace_root == "" for f in ctx.files.srcs])
     args = ctx.actions.args()
     args.add("--manifest", ctx.file.manifest)
+    args.add("--manifest-uri", ctx.file.manifest.short_path)
+    args.add("--location", "repo" if in_repo else "store")
     args.add("--root", root)
     args.add_all(file_args, before_each = "--file")
     args.add("--out", verified)
+    args.add("--out-statement", statement)
     run_python_action(
         ctx,
         env = env,
@@ -35,12 +40,12 @@ def _dataset_impl(ctx):
         command = "verify-dataset",
         args = args,
         inputs = [ctx.file.manifest] + ctx.files.srcs,
-        outputs = [verified],
+        outputs = [verified, statement],
         mnemonic = "RetrainVerifyDataset",
         progress_message = "Verifying dataset %s against %s" % (ctx.label.name, ctx.file.manifest.short_path),
     )
     return [
-        DefaultInfo(files = depset([verified])),
+        DefaultInfo(files = depset([verified, statement])),
         DatasetInfo(
             name = ctx.label.name,
             manifest = ctx.file.manifest,
@@ -48,6 +53,7 @@ def _dataset_impl(ctx):
             root = root,
             file_args = file_args,
             verified = verified,
+            statement = statement,
         ),
     ]
 

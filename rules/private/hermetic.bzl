@@ -62,7 +62,18 @@ python_env = rule(
     provides = [PythonEnvInfo],
 )
 
-def run_python_action(ctx, *, env, tool_srcs, command, args, inputs, outputs, mnemonic, progress_message):
+def run_python_action(
+        ctx,
+        *,
+        env,
+        tool_srcs,
+        command,
+        args,
+        inputs,
+        outputs,
+        mnemonic,
+        progress_message,
+        execution_requirements = EXECUTION_REQUIREMENTS):
     """Runs `python -S -B -m retrain._internal.actions COMMAND @params` hermetically.
 
     Args:
@@ -76,6 +87,7 @@ def run_python_action(ctx, *, env, tool_srcs, command, args, inputs, outputs, mn
       outputs: list of output files.
       mnemonic: the action's mnemonic.
       progress_message: what Bazel shows while it runs.
+      execution_requirements: Bazel execution requirements (tags).
     """
     args.use_param_file("@%s", use_always = True)
     args.set_param_file_format("multiline")
@@ -96,5 +108,5 @@ def run_python_action(ctx, *, env, tool_srcs, command, args, inputs, outputs, mn
         use_default_shell_env = False,
         mnemonic = mnemonic,
         progress_message = progress_message,
-        execution_requirements = EXECUTION_REQUIREMENTS,
+        execution_requirements = execution_requirements,
     )

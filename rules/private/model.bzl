@@ -86,12 +86,14 @@ def _evaluate_model_impl(ctx):
     mi = ctx.attr.model[ModelInfo]
     ds = ctx.attr.dataset[DatasetInfo] if ctx.attr.dataset else mi.dataset
     metrics = ctx.actions.declare_file(_out_dir(ctx) + "/metrics.json")
+    statement = ctx.actions.declare_file(ctx.label.name + ".statement.json")
     tool_srcs = ctx.files._tool_srcs
     args = ctx.actions.args()
     _data_args(args, ds)
     args.add("--recipe", mi.recipe)
     args.add("--model", mi.model)
     args.add("--out", metrics)
+    args.add("--out-statement", statement)
     run_python_action(
         ctx,
         env = env,
@@ -99,7 +101,7 @@ def _evaluate_model_impl(ctx):
         command = "evaluate",
         args = args,
         inputs = depset([mi.recipe, mi.model, ds.manifest, ds.verified], transitive = [ds.files]),
-        outputs = [metrics],
+        outputs = [metrics, statement],
         mnemonic = "RetrainEvaluate",
         progress_message = "Evaluating %s on the holdout of %s" % (ctx.attr.model.label, ds.name),
     )
@@ -109,6 +111,7 @@ def _evaluate_model_impl(ctx):
             metrics = metrics,
             model = mi,
             dataset = ds,
+            statement = statement,
             sources = depset([ds.manifest] + tool_srcs, transitive = [mi.sources]),
         ),
     ]
@@ -168,7 +171,48 @@ def _model_provenance_impl(ctx):
         mnemonic = "RetrainProvenance",
         progress_message = "Writing SLSA provenance for %s" % ctx.label,
     )
-    return [DefaultInfo(files = depset(subjects + [statement]))]
+    outputs = subjects + [statement]
+    if ctx.attr.sign:
+        outputs += _sign(ctx, mi, ev, statement)
+    return [DefaultInfo(files = depset(outputs))]
+
+# The signing action reads a private key, so it is never cached, never sent
+# to a remote executor and not sandboxed (it reads, and on first use
+# creates, the key outside the execution root).
+SIGNING_EXECUTION_REQUIREMENTS = {"no-cache": "1", "no-remote": "1", "no-sandbox": "1", "local": "1"}
+
+def _sign(ctx, mi, ev, provenance):
+    env = ctx.attr._sign_env[PythonEnvInfo]
+    out = _out_dir(ctx)
+    links = {
+        "dataset": mi.dataset.statement,
+        "build": provenance,
+        "evaluation": ev.statement,
+    }
+    outputs = [
+        ctx.actions.declare_file(out + "/dataset.intoto.jsonl"),
+        ctx.actions.declare_file(out + "/provenance.intoto.jsonl"),
+        ctx.actions.declare_file(out + "/evaluation.intoto.jsonl"),
+        ctx.actions.declare_file(out + "/model.sig"),
+    ]
+    args = ctx.actions.args()
+    args.add_all(["%s=%s" % (link, f.path) for link, f in links.items()], before_each = "--statement")
+    args.add("--model", mi.model)
+    args.add("--out-dir", mi.model.dirname)
+    args.add("--signing-config", ctx.file._signing_config)
+    run_python_action(
+        ctx,
+        env = env,
+        tool_srcs = depset(ctx.files._tool_srcs),
+        command = "sign",
+        args = args,
+        inputs = links.values() + [mi.model, mi.report, ev.metrics, ctx.file._signing_config],
+        outputs = outputs,
+        mnemonic = "RetrainSign",
+        progress_message = "Signing the attestation chain of %s" % ctx.label,
+        execution_requirements = SIGNING_EXECUTION_REQUIREMENTS,
+    )
+    return outputs
 
 model_provenance = rule(
     implementation = _model_provenance_impl,
@@ -178,12 +222,23 @@ Subjects: the model, its training report and its metrics, by sha256.
 resolvedDependencies: the source tree (digest, and git commit when the
 workspace status knows it), every source file, the lock, each dataset by
 dataset digest, and the toolchain (Python, Bazel, platform). The target's
-default outputs are the subjects plus the statement.
+default outputs are the subjects plus the statement, and, when `sign` is
+set (the default), the signed chain: `dataset.intoto.jsonl`,
+`provenance.intoto.jsonl`, `evaluation.intoto.jsonl` (one DSSE envelope a
+line) and `model.sig` (a Sigstore bundle from OpenSSF model-signing). Signing
+is a local action that is never cached or run remotely; the key is not an
+input of any action (see rules/private/signing.bzl).
 """,
     attrs = dict(_COMMON_ATTRS, **{
         "evaluation": attr.label(mandatory = True, providers = [EvaluationInfo], doc = "The `evaluate_model` target."),
         "definition": attr.label_list(allow_files = True, doc = "Further files that define this build (the package's BUILD file)."),
+        "sign": attr.bool(
+            default = True,
+            doc = "Sign the chain (dataset, build, evaluation) into DSSE envelopes and a model-signing bundle.",
+        ),
         "_build_definition": attr.label(default = Label("//:build_definition")),
+        "_sign_env": attr.label(default = Label("//rules:sign_env"), providers = [PythonEnvInfo]),
+        "_signing_config": attr.label(default = Label("@retrain_signing//:config.json"), allow_single_file = True),
     }),
 )
 
@@ -191,7 +246,8 @@ def model_pipeline(name, dataset, recipe, visibility = None, tags = None):
     """Trains, evaluates and writes provenance for one model, under one target.
 
     `bazel build :NAME` leaves in `bazel-bin/<package>/NAME/`: `model.rtm`,
-    `train_report.json`, `metrics.json` and `provenance.json`.
+    `train_report.json`, `metrics.json`, `provenance.json`, and the signed
+    chain (`*.intoto.jsonl`, `model.sig`).
 
     Args:
       name: the pipeline's target name and output directory.

@@ -22,6 +22,7 @@ DatasetInfo = provider(
         "root": "string: the files' directory, relative to their repository root.",
         "file_args": "list of string: 'PATH=EXECPATH' pairs mapping manifest paths to files.",
         "verified": "File: the verification record; holds the dataset digest. Depend on it, not on the files alone.",
+        "statement": "File: the dataset link's in-toto statement (unsigned): digest, manifest, quality profile.",
     },
 )
 
@@ -42,6 +43,7 @@ EvaluationInfo = provider(
         "metrics": "File: metrics JSON naming the model's sha256 and the dataset digest.",
         "model": "ModelInfo: the model evaluated.",
         "dataset": "DatasetInfo: the dataset the holdout came from.",
+        "statement": "File: the evaluation link's in-toto statement (unsigned).",
         "sources": "depset of File: every source file that went into the evaluation.",
     },
 )

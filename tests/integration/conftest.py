@@ -38,6 +38,12 @@ def candidate(repo_bazel: BazelWorkspace) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
+def candidate_payloads(repo_bazel: BazelWorkspace, candidate: dict[str, str]) -> dict[str, str]:
+    """sha256 of each signed link's payload in the session build."""
+    return repo_bazel.signed_payloads()
+
+
+@pytest.fixture(scope="session")
 def scratch(bazel_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BazelWorkspace]:
     """A copy of the repository that tests may edit (they restore what they change)."""
     root = copy_workspace(tmp_path_factory.mktemp("scratch") / "ws")

@@ -12,18 +12,20 @@ pytestmark = [pytest.mark.bazel, pytest.mark.slow]
 
 
 def test_candidate_is_bit_identical_in_two_fresh_output_bases(
-    candidate: dict[str, str], bazel_root: Path
+    candidate: dict[str, str], candidate_payloads: dict[str, str], bazel_root: Path
 ) -> None:
     fresh = BazelWorkspace(REPO_ROOT, bazel_root / "fresh-output-base")
     try:
         fresh.must_build("//models:candidate")
         assert fresh.outputs() == candidate
+        # Signatures differ run to run (ECDSA nonces); what they sign does not.
+        assert fresh.signed_payloads() == candidate_payloads
     finally:
         fresh.shutdown()
 
 
 def test_candidate_is_bit_identical_under_a_perturbed_caller_environment(
-    candidate: dict[str, str], bazel_root: Path
+    candidate: dict[str, str], candidate_payloads: dict[str, str], bazel_root: Path
 ) -> None:
     env = base_env()
     env.update(
@@ -46,5 +48,6 @@ def test_candidate_is_bit_identical_under_a_perturbed_caller_environment(
         # From a subdirectory, with a umask that makes every new file private.
         perturbed.must_build("//models:candidate", env=env, cwd=REPO_ROOT / "models", umask=0o077)
         assert perturbed.outputs() == candidate
+        assert perturbed.signed_payloads() == candidate_payloads
     finally:
         perturbed.shutdown()

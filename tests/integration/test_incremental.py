@@ -122,10 +122,11 @@ def test_no_cacheable_action_inherits_the_caller_environment(scratch: BazelWorks
         "RetrainTrain",
         "RetrainEvaluate",
         "RetrainProvenance",
+        "RetrainSign",
     }
     for action in actions:
         env = {kv["key"]: kv["value"] for kv in action.get("environmentVariables", [])}
         site = env.pop("PYTHONPATH")
-        assert re.fullmatch(r"external/retrain_py/site-packages:\.", site), site
+        assert re.fullmatch(r"external/retrain(_sign)?_py/site-packages:\.", site), site
         assert env.pop("OPENBLAS_CORETYPE") == expected_blas_coretype()
         assert env == dict(ACTION_ENV), action["mnemonic"]

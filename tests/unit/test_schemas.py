@@ -31,7 +31,6 @@ from retrain.attest.provenance import (
     BuildProvenance,
     ResourceDescriptor,
     digest_of_description,
-    source_dependencies,
 )
 from retrain.datagen import GeneratorSpec, generate_table
 from retrain.digest import sha256_bytes, sha256_file, tree_digest
@@ -543,7 +542,10 @@ def built_statement(tiny_model_bytes: bytes) -> Json:
             },
             annotations={"files": len(source_files), "gitTreeState": "clean"},
         ),
-        *source_dependencies(source_files),
+        *(
+            ResourceDescriptor(name=path, digest={"sha256": sha})
+            for path, sha in sorted(source_files)
+        ),
         ResourceDescriptor(
             name="requirements/runtime.lock",
             digest={"sha256": sha256_file(REPO / "requirements/runtime.lock").sha256},

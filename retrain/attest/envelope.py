@@ -1,0 +1,79 @@
+"""DSSE envelopes on disk: ``*.intoto.jsonl``, one envelope a line.
+
+Envelopes are securesystemslib's ``dsse.Envelope``; this module only reads
+and writes them, refusing anything that is not a well-formed envelope with
+one clear line naming the file and line.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from retrain._internal.fsio import atomic_write_bytes
+from retrain.errors import EnvelopeError
+
+__all__ = ["read_envelopes", "serialize_envelopes"]
+
+
+def _envelope_from_dict(raw: object, *, where: str) -> Any:
+    from securesystemslib.dsse import Envelope
+
+    if not isinstance(raw, dict) or set(raw) != {"payload", "payloadType", "signatures"}:
+        raise EnvelopeError(
+            "not a DSSE envelope", where=where, expected="{payload, payloadType, signatures}"
+        )
+    if not isinstance(raw["payload"], str) or not isinstance(raw["payloadType"], str):
+        raise EnvelopeError("DSSE payload and payloadType must be strings", where=where)
+    try:
+        base64.b64decode(raw["payload"], validate=True)
+    except (binascii.Error, ValueError):
+        raise EnvelopeError("DSSE payload is not base64", where=where) from None
+    sigs = raw["signatures"]
+    if not isinstance(sigs, list) or not all(
+        isinstance(s, dict) and isinstance(s.get("keyid"), str) and isinstance(s.get("sig"), str)
+        for s in sigs
+    ):
+        raise EnvelopeError("DSSE signatures must be a list of {keyid, sig}", where=where)
+    try:
+        return Envelope.from_dict(raw)
+    except Exception as exc:  # securesystemslib raises several types for bad input
+        raise EnvelopeError(
+            "not a DSSE envelope", where=where, hint=str(exc).splitlines()[0]
+        ) from None
+
+
+def read_envelopes(path: str | os.PathLike[str]) -> list[Any]:
+    """Every envelope in a ``.intoto.jsonl`` file; at least one."""
+    where = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise EnvelopeError("attestation file not found", where=where) from None
+    except UnicodeDecodeError:
+        raise EnvelopeError("attestation file is not UTF-8 text", where=where) from None
+    envelopes = []
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            raw = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise EnvelopeError(f"line {lineno} is not JSON ({exc.msg})", where=where) from None
+        envelopes.append(_envelope_from_dict(raw, where=f"{where}:{lineno}"))
+    if not envelopes:
+        raise EnvelopeError("attestation file holds no envelope", where=where)
+    return envelopes
+
+
+def serialize_envelopes(envelopes: list[Any]) -> bytes:
+    lines = [json.dumps(e.to_dict(), sort_keys=True, separators=(",", ":")) for e in envelopes]
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def write_envelopes(path: str | os.PathLike[str], envelopes: list[Any]) -> None:
+    atomic_write_bytes(path, serialize_envelopes(envelopes))

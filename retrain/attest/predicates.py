@@ -1,0 +1,220 @@
+"""retrain's own predicate types: the dataset link and the evaluation link.
+
+Both are versioned URIs under https://retrain.dev/attestations/ and are
+documented, with a JSON Schema each, in docs/attestations.md. Each class
+validates strictly on the way in (unknown keys, wrong types, malformed
+digests are refused), so a verifier never reasons about half-formed data.
+
+* dataset/v1: a dataset snapshot passed its manifest checks. Subject: the
+  dataset digest (``dataset/<name>``) and the manifest file.
+* evaluation/v1: a model's metrics on a named holdout. Subject: the model
+  file; it names the dataset digest it was evaluated on and the metrics
+  file's sha256.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from retrain.errors import InputError
+
+__all__ = ["DATASET_V1", "EVALUATION_V1", "DatasetPredicate", "EvaluationPredicate"]
+
+DATASET_V1 = "https://retrain.dev/attestations/dataset/v1"
+EVALUATION_V1 = "https://retrain.dev/attestations/evaluation/v1"
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+
+
+def _require(
+    raw: Mapping[str, Any], keys: set[str], optional: set[str], where: str, ctx: str
+) -> None:
+    missing = sorted(keys - set(raw))
+    if missing:
+        raise InputError(f"{ctx} lacks {missing[0]!r}", where=where)
+    unknown = sorted(set(raw) - keys - optional)
+    if unknown:
+        raise InputError(f"unknown key {unknown[0]!r} in {ctx}", where=where)
+
+
+def _obj(value: object, where: str, ctx: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise InputError(f"{ctx} must be an object", where=where, found=type(value).__name__)
+    return value
+
+
+def _int(value: object, where: str, ctx: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InputError(f"{ctx} must be a non-negative integer", where=where, found=repr(value))
+    return value
+
+
+def _str(value: object, where: str, ctx: str, pattern: re.Pattern[str] | None = None) -> str:
+    if (
+        not isinstance(value, str)
+        or not value
+        or (pattern is not None and not pattern.fullmatch(value))
+    ):
+        expected = (
+            f"a string matching {pattern.pattern}" if pattern is not None else "a non-empty string"
+        )
+        raise InputError(f"{ctx}", where=where, expected=expected, found=repr(value))
+    return value
+
+
+@dataclass(frozen=True)
+class DatasetPredicate:
+    """A dataset snapshot that passed its manifest checks, and its quality profile."""
+
+    name: str
+    dataset_digest: str
+    manifest_uri: str
+    manifest_sha256: str
+    rows: int
+    files: int
+    bytes: int
+    schema_fingerprint: str
+    root: str | None
+    checks: tuple[str, ...]
+    quality: Mapping[str, Any] = field(default_factory=dict)
+    verifier: Mapping[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dataset": {
+                "name": self.name,
+                "digest": self.dataset_digest,
+                "rows": self.rows,
+                "files": self.files,
+                "bytes": self.bytes,
+                "schemaFingerprint": self.schema_fingerprint,
+            },
+            "manifest": {"uri": self.manifest_uri, "sha256": self.manifest_sha256},
+            "location": {"root": self.root} if self.root is not None else {"store": True},
+            "verification": {
+                "result": "passed",
+                "checks": list(self.checks),
+                "verifier": dict(self.verifier),
+            },
+            "quality": dict(self.quality),
+        }
+
+    @classmethod
+    def from_dict(cls, raw: object, *, where: str) -> DatasetPredicate:
+        p = _obj(raw, where, "dataset predicate")
+        _require(
+            p,
+            {"dataset", "manifest", "location", "verification", "quality"},
+            set(),
+            where,
+            "dataset predicate",
+        )
+        ds = _obj(p["dataset"], where, "dataset")
+        _require(
+            ds,
+            {"name", "digest", "rows", "files", "bytes", "schemaFingerprint"},
+            set(),
+            where,
+            "dataset",
+        )
+        man = _obj(p["manifest"], where, "manifest")
+        _require(man, {"uri", "sha256"}, set(), where, "manifest")
+        loc = _obj(p["location"], where, "location")
+        if set(loc) not in ({"root"}, {"store"}):
+            raise InputError("location must be {root} or {store}", where=where, found=sorted(loc))
+        root = loc.get("root")
+        if root is not None:
+            _str(root, where, "location.root")
+        ver = _obj(p["verification"], where, "verification")
+        _require(ver, {"result", "checks", "verifier"}, set(), where, "verification")
+        if ver["result"] != "passed":
+            raise InputError(
+                "verification.result", where=where, expected="'passed'", found=repr(ver["result"])
+            )
+        checks = ver["checks"]
+        if not isinstance(checks, list) or not all(isinstance(c, str) for c in checks):
+            raise InputError("verification.checks must be a list of strings", where=where)
+        return cls(
+            name=_str(ds["name"], where, "dataset.name"),
+            dataset_digest=_str(ds["digest"], where, "dataset.digest", _DIGEST),
+            manifest_uri=_str(man["uri"], where, "manifest.uri"),
+            manifest_sha256=_str(man["sha256"], where, "manifest.sha256", _SHA256),
+            rows=_int(ds["rows"], where, "dataset.rows"),
+            files=_int(ds["files"], where, "dataset.files"),
+            bytes=_int(ds["bytes"], where, "dataset.bytes"),
+            schema_fingerprint=_str(
+                ds["schemaFingerprint"], where, "dataset.schemaFingerprint", _DIGEST
+            ),
+            root=root,
+            checks=tuple(checks),
+            quality=_obj(p["quality"], where, "quality"),
+            verifier=_obj(ver["verifier"], where, "verification.verifier"),
+        )
+
+
+@dataclass(frozen=True)
+class EvaluationPredicate:
+    """A model's metrics on the holdout of a named dataset."""
+
+    model_name: str
+    model_sha256: str
+    dataset_name: str
+    dataset_digest: str
+    holdout_rows: int
+    holdout_positives: int
+    metrics: Mapping[str, float]
+    metrics_file: str
+    metrics_sha256: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": {"name": self.model_name, "sha256": self.model_sha256},
+            "dataset": {"name": self.dataset_name, "digest": self.dataset_digest},
+            "holdout": {"rows": self.holdout_rows, "positives": self.holdout_positives},
+            "metrics": dict(sorted(self.metrics.items())),
+            "metricsFile": {"name": self.metrics_file, "sha256": self.metrics_sha256},
+        }
+
+    @classmethod
+    def from_dict(cls, raw: object, *, where: str) -> EvaluationPredicate:
+        p = _obj(raw, where, "evaluation predicate")
+        _require(
+            p,
+            {"model", "dataset", "holdout", "metrics", "metricsFile"},
+            set(),
+            where,
+            "evaluation predicate",
+        )
+        model = _obj(p["model"], where, "model")
+        _require(model, {"name", "sha256"}, set(), where, "model")
+        ds = _obj(p["dataset"], where, "dataset")
+        _require(ds, {"name", "digest"}, set(), where, "dataset")
+        hold = _obj(p["holdout"], where, "holdout")
+        _require(hold, {"rows", "positives"}, set(), where, "holdout")
+        mf = _obj(p["metricsFile"], where, "metricsFile")
+        _require(mf, {"name", "sha256"}, set(), where, "metricsFile")
+        metrics = _obj(p["metrics"], where, "metrics")
+        for key, value in metrics.items():
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not math.isfinite(value)
+            ):
+                raise InputError(
+                    f"metric {key!r} must be a finite number", where=where, found=repr(value)
+                )
+        return cls(
+            model_name=_str(model["name"], where, "model.name"),
+            model_sha256=_str(model["sha256"], where, "model.sha256", _SHA256),
+            dataset_name=_str(ds["name"], where, "dataset.name"),
+            dataset_digest=_str(ds["digest"], where, "dataset.digest", _DIGEST),
+            holdout_rows=_int(hold["rows"], where, "holdout.rows"),
+            holdout_positives=_int(hold["positives"], where, "holdout.positives"),
+            metrics={k: float(v) for k, v in metrics.items()},
+            metrics_file=_str(mf["name"], where, "metricsFile.name"),
+            metrics_sha256=_str(mf["sha256"], where, "metricsFile.sha256", _SHA256),
+        )

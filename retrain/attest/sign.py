@@ -1,0 +1,108 @@
+"""Signing a model's chain: one DSSE envelope per link, and a Sigstore bundle.
+
+``sign_chain`` takes the deterministic, unsigned statements a build wrote,
+checks that each statement's file subjects match the files beside them (it
+never signs what it cannot see), wraps each in a DSSE envelope signed with
+every given key (securesystemslib ``CryptoSigner``), and writes
+``<link>.intoto.jsonl``. It also signs the model file with OpenSSF
+model-signing (private-key method, offline), giving ``model.sig``, a Sigstore
+bundle that model-signing's own ``verify key`` command checks.
+
+Signature bytes are not deterministic (ECDSA draws a fresh nonce); the
+signed payloads are.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from retrain.attest.envelope import write_envelopes
+from retrain.attest.statement import PAYLOAD_TYPE, Statement
+from retrain.digest import sha256_file
+from retrain.errors import CheckFailed
+
+__all__ = [
+    "LINK_FILES",
+    "MODEL_BUNDLE",
+    "SignedChain",
+    "sign_chain",
+    "sign_model_bundle",
+    "sign_statement",
+]
+
+# Link name -> file name in a model's output directory.
+LINK_FILES: Mapping[str, str] = {
+    "dataset": "dataset.intoto.jsonl",
+    "build": "provenance.intoto.jsonl",
+    "evaluation": "evaluation.intoto.jsonl",
+}
+MODEL_BUNDLE = "model.sig"
+
+
+@dataclass(frozen=True)
+class SignedChain:
+    files: tuple[Path, ...]
+    keyids: tuple[str, ...]
+
+
+def sign_statement(payload: bytes, signers: Sequence[Any]) -> Any:
+    """A DSSE envelope over the statement bytes, one signature per signer."""
+    from securesystemslib.dsse import Envelope
+
+    envelope = Envelope(payload=payload, payload_type=PAYLOAD_TYPE, signatures={})
+    for signer in signers:
+        envelope.sign(signer)
+    return envelope
+
+
+def _check_file_subjects(link: str, statement: Statement, out_dir: Path) -> None:
+    for subject in statement.subjects:
+        path = out_dir / subject.name
+        if "/" in subject.name or not path.is_file():
+            continue  # not a file of this directory (e.g. dataset/<name>)
+        found = sha256_file(path).sha256
+        if subject.sha256 != found:
+            raise CheckFailed(
+                f"refusing to sign the {link} link: subject {subject.name} does not match its file",
+                where=str(path),
+                expected=subject.sha256,
+                found=found,
+            )
+
+
+def sign_model_bundle(model: Path, private_key: Path, bundle: Path) -> None:
+    """OpenSSF model-signing, private-key method: a Sigstore bundle for the model file."""
+    from model_signing import signing
+
+    tmp = bundle.with_name(f".{bundle.name}.tmp")
+    signing.Config().use_elliptic_key_signer(private_key=private_key).sign(model, tmp)
+    os.replace(tmp, bundle)
+
+
+def sign_chain(
+    out_dir: Path,
+    statements: Mapping[str, bytes],
+    signers: Sequence[Any],
+    *,
+    model: Path | None = None,
+    private_key: Path | None = None,
+) -> SignedChain:
+    """Sign each link's statement into ``out_dir/<link>.intoto.jsonl``."""
+    written = []
+    for link, payload in statements.items():
+        if link not in LINK_FILES:
+            raise ValueError(f"unknown link {link!r}")
+        statement = Statement.from_json_bytes(payload, where=f"{link} statement")
+        _check_file_subjects(link, statement, out_dir)
+        path = out_dir / LINK_FILES[link]
+        write_envelopes(path, [sign_statement(payload, signers)])
+        written.append(path)
+    if model is not None and private_key is not None:
+        bundle = out_dir / MODEL_BUNDLE
+        sign_model_bundle(model, private_key, bundle)
+        written.append(bundle)
+    return SignedChain(files=tuple(written), keyids=tuple(s.public_key.keyid for s in signers))

@@ -1,0 +1,528 @@
+"""Verifying a model's attestation chain: a row of named checks.
+
+For a model directory (``bazel-bin/models/candidate``) and a trust policy,
+``verify_model`` runs, per link (dataset, build, evaluation) and in order:
+
+* ``link-present``: the link's ``.intoto.jsonl`` file exists;
+* ``envelope``: it holds a well-formed DSSE envelope of an in-toto statement
+  (unusable input otherwise: exit 2);
+* ``payload-type``: the envelope says ``application/vnd.in-toto+json``;
+* ``signature-threshold``: at least the policy's threshold of distinct keys
+  that the policy allows for this step signed the payload;
+* ``predicate-schema``: the statement has the step's predicate type and the
+  predicate validates;
+* ``subject-digest``: every subject's digest equals the bytes it names (the
+  model files beside it; for the dataset, the manifest in the repository and
+  every data file it lists, when they are present);
+
+then, across links, ``chain``: the build names the dataset digest the dataset
+link attests, the evaluation names the model digest the build attests and the
+same dataset, and the metrics file the build attests. Before all of it,
+``policy-expiry``.
+
+Checks never stop at the first failure: the report lists every failed check,
+each naming the link, the check, what was expected and what was found.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from retrain.attest.errors import (
+    ChainLinkBroken,
+    LinkCheckFailed,
+    LinkMissing,
+    PayloadTypeInvalid,
+    PolicyExpired,
+    PredicateInvalid,
+    SignatureThresholdNotMet,
+    SubjectDigestMismatch,
+)
+from retrain.attest.policy import StepRule, TrustPolicy
+from retrain.attest.predicates import DatasetPredicate, EvaluationPredicate
+from retrain.attest.provenance import BuildProvenance
+from retrain.attest.sign import LINK_FILES
+from retrain.attest.statement import PAYLOAD_TYPE, Statement
+from retrain.digest import sha256_file
+from retrain.errors import InputError, RetrainError
+
+__all__ = [
+    "CHECKS",
+    "CheckResult",
+    "LinkResult",
+    "VerificationReport",
+    "verify_model",
+    "verify_payload_type",
+    "verify_signature_threshold",
+]
+
+CHECKS = (
+    "policy-expiry",
+    "link-present",
+    "envelope",
+    "payload-type",
+    "signature-threshold",
+    "predicate-schema",
+    "subject-digest",
+    "chain",
+)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One check on one link: passed, or the failure's one-line diagnostics."""
+
+    link: str
+    check: str
+    ok: bool
+    message: str = ""
+    expected: str | None = None
+    found: str | None = None
+    exit_code: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"link": self.link, "check": self.check, "ok": self.ok}
+        if not self.ok:
+            out |= {"message": self.message, "expected": self.expected, "found": self.found}
+        return out
+
+
+@dataclass
+class LinkResult:
+    """What one verified link says: its subject and who signed it."""
+
+    link: str
+    subject: str = ""
+    signers: list[str] = field(default_factory=list)
+    detail: str = ""
+    statement: Statement | None = None
+    predicate: Any = None
+
+
+@dataclass(frozen=True)
+class VerificationReport:
+    model_dir: str
+    policy: str
+    checks: tuple[CheckResult, ...]
+    links: tuple[LinkResult, ...]
+    notes: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    @property
+    def failures(self) -> list[CheckResult]:
+        return [c for c in self.checks if not c.ok]
+
+    @property
+    def exit_code(self) -> int:
+        return max((c.exit_code for c in self.checks), default=0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "exit_code": self.exit_code,
+            "model_dir": self.model_dir,
+            "policy": self.policy,
+            "links": [
+                {
+                    "link": link.link,
+                    "subject": link.subject,
+                    "signers": link.signers,
+                    "detail": link.detail,
+                }
+                for link in self.links
+            ],
+            "checks": [c.to_dict() for c in self.checks],
+            "failures": [c.to_dict() | {"message": c.message} for c in self.failures],
+            "notes": list(self.notes),
+        }
+
+
+# ---------------------------------------------------------------------------
+# Single checks: each does one thing and raises its own error type.
+
+
+def verify_policy_not_expired(policy: TrustPolicy, now: datetime) -> None:
+    if policy.is_expired(now):
+        raise PolicyExpired(
+            "policy",
+            "the trust policy has expired",
+            expected=f"a time before {policy.expires:%Y-%m-%dT%H:%M:%SZ}",
+            found=f"{now:%Y-%m-%dT%H:%M:%SZ}",
+        )
+
+
+def verify_link_present(link: str, path: Path) -> None:
+    if not path.is_file():
+        raise LinkMissing(
+            link, "attestation is missing", where=str(path), expected=path.name, found="no file"
+        )
+
+
+def verify_payload_type(link: str, envelope: Any) -> None:
+    if envelope.payload_type != PAYLOAD_TYPE:
+        raise PayloadTypeInvalid(
+            link, "wrong DSSE payloadType", expected=PAYLOAD_TYPE, found=envelope.payload_type
+        )
+
+
+def verify_signature_threshold(
+    link: str, envelope: Any, rule: StepRule, policy: TrustPolicy
+) -> list[str]:
+    """Distinct policy-allowed keys with a valid signature; raises below the threshold."""
+    from securesystemslib.exceptions import UnverifiedSignatureError, VerificationError
+
+    pae = envelope.pae()
+    valid: list[str] = []
+    refused: list[str] = []
+    for keyid, signature in envelope.signatures.items():
+        key = policy.keys.get(keyid)
+        if key is None:
+            refused.append(f"a signature by unknown key {keyid[:12]}")
+            continue
+        try:
+            key.verify_signature(signature, pae)
+        except (UnverifiedSignatureError, VerificationError):
+            refused.append(f"an invalid signature claiming key {policy.key_label(keyid)}")
+            continue
+        if keyid not in rule.functionaries:
+            refused.append(
+                f"a signature by {policy.key_label(keyid)}, which the policy does not allow for step {link}"
+            )
+            continue
+        if keyid not in valid:
+            valid.append(keyid)
+    if len(valid) < rule.threshold:
+        allowed = ", ".join(policy.key_label(k) for k in rule.functionaries)
+        found = f"{len(valid)}" + (f" ({'; '.join(refused)})" if refused else "")
+        raise SignatureThresholdNotMet(
+            link,
+            "not enough valid signatures by keys the policy allows",
+            expected=f"{rule.threshold} of [{allowed}]",
+            found=found,
+        )
+    return [policy.key_label(k) for k in valid]
+
+
+def _predicate_parser(link: str) -> Callable[[Statement, str], Any]:
+    def dataset(s: Statement, where: str) -> Any:
+        return DatasetPredicate.from_dict(s.predicate, where=where)
+
+    def build(s: Statement, where: str) -> Any:
+        return BuildProvenance.from_statement_object(s, where=where)
+
+    def evaluation(s: Statement, where: str) -> Any:
+        return EvaluationPredicate.from_dict(s.predicate, where=where)
+
+    return {"dataset": dataset, "build": build, "evaluation": evaluation}[link]
+
+
+def verify_predicate(link: str, statement: Statement, rule: StepRule, where: str) -> Any:
+    if statement.predicate_type != rule.predicate_type:
+        raise PredicateInvalid(
+            link,
+            "wrong predicate type",
+            expected=rule.predicate_type,
+            found=statement.predicate_type,
+        )
+    try:
+        return _predicate_parser(link)(statement, where)
+    except InputError as exc:
+        raise PredicateInvalid(
+            link, exc.what, where=exc.where, expected=exc.expected, found=exc.found
+        ) from None
+
+
+def verify_file_subjects(
+    link: str, statement: Statement, model_dir: Path, names: tuple[str, ...]
+) -> None:
+    """Each named subject must be a file in ``model_dir`` with the attested sha256."""
+    for name in names:
+        subject = statement.subject(name)
+        if subject is None:
+            raise SubjectDigestMismatch(
+                link, f"statement has no subject {name}", expected=name, found="no subject"
+            )
+        path = model_dir / name
+        if not path.is_file():
+            raise SubjectDigestMismatch(
+                link,
+                f"{name} is missing",
+                where=str(path),
+                expected=f"sha256 {subject.sha256}",
+                found="no file",
+            )
+        found = sha256_file(path).sha256
+        if found != subject.sha256:
+            raise SubjectDigestMismatch(
+                link,
+                f"{name} does not match the attested digest",
+                where=str(path),
+                expected=f"sha256 {subject.sha256}",
+                found=f"sha256 {found}",
+            )
+
+
+def verify_dataset_subjects(
+    statement: Statement, predicate: DatasetPredicate, repo_root: Path | None, notes: list[str]
+) -> str:
+    """The manifest (and, when present, every data file) must match the attested digests."""
+    from retrain.manifest import load_manifest, verify_directory
+
+    link = "dataset"
+    subject = statement.subject(f"dataset/{predicate.name}")
+    if subject is None or "sha256:" + (subject.sha256 or "") != predicate.dataset_digest:
+        raise SubjectDigestMismatch(
+            link,
+            "dataset subject disagrees with its predicate",
+            expected=f"dataset/{predicate.name} {predicate.dataset_digest}",
+            found=f"{subject.name} sha256:{subject.sha256}" if subject else "no such subject",
+        )
+    if repo_root is None:
+        notes.append("dataset: no repository given, manifest and data not checked")
+        return "manifest not checked"
+    manifest_path = repo_root / predicate.manifest_uri
+    if not manifest_path.is_file():
+        raise SubjectDigestMismatch(
+            link,
+            "manifest is missing",
+            where=str(manifest_path),
+            expected=f"sha256 {predicate.manifest_sha256}",
+            found="no file",
+        )
+    found = sha256_file(manifest_path).sha256
+    if found != predicate.manifest_sha256:
+        raise SubjectDigestMismatch(
+            link,
+            "manifest does not match the attested digest",
+            where=str(manifest_path),
+            expected=f"sha256 {predicate.manifest_sha256}",
+            found=f"sha256 {found}",
+        )
+    try:
+        manifest = load_manifest(manifest_path)
+    except RetrainError as exc:
+        raise SubjectDigestMismatch(
+            link, exc.what, where=exc.where, expected=exc.expected, found=exc.found
+        ) from None
+    if manifest.dataset_digest != predicate.dataset_digest:
+        raise SubjectDigestMismatch(
+            link,
+            "manifest's dataset digest",
+            where=str(manifest_path),
+            expected=predicate.dataset_digest,
+            found=manifest.dataset_digest,
+        )
+    if predicate.root is None or not (repo_root / predicate.root).is_dir():
+        notes.append(
+            f"dataset {predicate.name}: data files not present locally; the manifest was checked"
+        )
+        return "manifest checked; data not present"
+    failures = verify_directory(
+        manifest, repo_root / predicate.root, manifest_where=predicate.manifest_uri
+    )
+    if failures:
+        first = failures[0]
+        more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+        raise SubjectDigestMismatch(
+            link, first.what + more, where=first.where, expected=first.expected, found=first.found
+        )
+    return f"{len(manifest.entries)} files, {manifest.rows} rows verified"
+
+
+def verify_chain_links(links: dict[str, LinkResult]) -> None:
+    """Each link names the previous link's subject."""
+    ds, build, ev = links.get("dataset"), links.get("build"), links.get("evaluation")
+    if ds and build and ds.predicate is not None and build.predicate is not None:
+        dep = build.predicate.dependency(f"dataset/{ds.predicate.name}")
+        want = ds.predicate.dataset_digest.removeprefix("sha256:")
+        if dep is None or dep.sha256 != want:
+            raise ChainLinkBroken(
+                "build",
+                f"provenance does not name the attested dataset/{ds.predicate.name}",
+                expected=f"sha256 {want}",
+                found=f"sha256 {dep.sha256}" if dep else "no such dependency",
+            )
+    if build and ev and build.predicate is not None and ev.predicate is not None:
+        model = build.predicate.subject(ev.predicate.model_name)
+        if model is None or model.sha256 != ev.predicate.model_sha256:
+            raise ChainLinkBroken(
+                "evaluation",
+                "evaluation names a model the build did not attest",
+                expected=f"{ev.predicate.model_name} sha256 {model.sha256 if model else '(none)'}",
+                found=f"sha256 {ev.predicate.model_sha256}",
+            )
+        metrics = build.predicate.subject(ev.predicate.metrics_file)
+        if metrics is None or metrics.sha256 != ev.predicate.metrics_sha256:
+            raise ChainLinkBroken(
+                "evaluation",
+                f"evaluation's {ev.predicate.metrics_file} is not the one the build attests",
+                expected=f"sha256 {metrics.sha256 if metrics else '(none)'}",
+                found=f"sha256 {ev.predicate.metrics_sha256}",
+            )
+    if (
+        ds
+        and ev
+        and ds.predicate is not None
+        and ev.predicate is not None
+        and ev.predicate.dataset_digest != ds.predicate.dataset_digest
+    ):
+        raise ChainLinkBroken(
+            "evaluation",
+            "evaluation names a dataset other than the attested one",
+            expected=ds.predicate.dataset_digest,
+            found=ev.predicate.dataset_digest,
+        )
+
+
+# ---------------------------------------------------------------------------
+# The row
+
+
+class _Check:
+    """Context manager recording one check's outcome; a failure does not propagate."""
+
+    def __init__(self, results: list[CheckResult], link: str, name: str) -> None:
+        self.results, self.link, self.name = results, link, name
+        self.ok = False
+
+    def __enter__(self) -> _Check:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> bool:
+        if exc is None:
+            self.ok = True
+            self.results.append(CheckResult(self.link, self.name, True))
+            return False
+        if not isinstance(exc, RetrainError):
+            return False
+        prefix = "" if isinstance(exc, LinkCheckFailed) else f"[{self.link}] {self.name}: "
+        self.results.append(
+            CheckResult(
+                self.link,
+                self.name,
+                False,
+                message=prefix + exc.diagnostics(),
+                expected=None if exc.expected is None else str(exc.expected),
+                found=None if exc.found is None else str(exc.found),
+                exit_code=exc.exit_code,
+            )
+        )
+        return True
+
+
+def _verify_link(
+    link: str,
+    rule: StepRule,
+    policy: TrustPolicy,
+    model_dir: Path,
+    repo_root: Path | None,
+    results: list[CheckResult],
+    notes: list[str],
+) -> LinkResult:
+    result = LinkResult(link)
+    path = model_dir / LINK_FILES[link]
+    with (check := _Check(results, link, "link-present")):
+        verify_link_present(link, path)
+    if not check.ok:
+        return result
+    with (check := _Check(results, link, "envelope")):
+        envelope = _read_one(path)
+        statement = Statement.from_json_bytes(envelope.payload, where=str(path))
+    if not check.ok:
+        return result
+    result.statement = statement
+    with _Check(results, link, "payload-type"):
+        verify_payload_type(link, envelope)
+    with _Check(results, link, "signature-threshold"):
+        result.signers = verify_signature_threshold(link, envelope, rule, policy)
+    with (check := _Check(results, link, "predicate-schema")):
+        predicate = verify_predicate(link, statement, rule, str(path))
+    if not check.ok:
+        return result
+    result.predicate = predicate
+    with _Check(results, link, "subject-digest"):
+        if link == "dataset":
+            result.subject = f"dataset/{predicate.name} {predicate.dataset_digest[:19]}"
+            result.detail = verify_dataset_subjects(statement, predicate, repo_root, notes)
+        elif link == "build":
+            model = predicate.subject("model.rtm")
+            result.subject = f"model.rtm {model.sha256[:12]}" if model and model.sha256 else ""
+            commit = next(
+                (
+                    d.digest.get("gitCommit")
+                    for d in predicate.resolved_dependencies
+                    if d.name == "source"
+                ),
+                None,
+            )
+            result.detail = str(predicate.external_parameters.get("target", "?")) + (
+                f" @ {commit[:12]}" if commit else ""
+            )
+            verify_file_subjects(
+                link, statement, model_dir, tuple(s.name for s in predicate.subjects)
+            )
+        else:
+            result.subject = f"{predicate.model_name} {predicate.model_sha256[:12]}"
+            shown = ", ".join(
+                f"{k} {v:.4f}"
+                for k, v in sorted(predicate.metrics.items())
+                if k in ("auc", "accuracy")
+            )
+            result.detail = f"{shown} on {predicate.holdout_rows} holdout rows"
+            verify_file_subjects(link, statement, model_dir, (predicate.model_name,))
+    return result
+
+
+def verify_model(
+    model_dir: str | Path,
+    policy: TrustPolicy,
+    *,
+    policy_where: str = "policy",
+    repo_root: Path | None = None,
+    now: datetime | None = None,
+) -> VerificationReport:
+    """Run every check on every link of the model in ``model_dir``; never raises on a failed check."""
+    model_dir = Path(model_dir)
+    results: list[CheckResult] = []
+    notes: list[str] = []
+    with _Check(results, "policy", "policy-expiry"):
+        verify_policy_not_expired(policy, now or datetime.now(UTC))
+    links = {
+        link: _verify_link(link, rule, policy, model_dir, repo_root, results, notes)
+        for link, rule in policy.steps.items()
+    }
+    with _Check(results, "chain", "chain"):
+        verify_chain_links(links)
+    return VerificationReport(
+        model_dir=str(model_dir),
+        policy=policy_where,
+        checks=tuple(results),
+        links=tuple(links.values()),
+        notes=tuple(notes),
+    )
+
+
+def _read_one(path: Path) -> Any:
+    """The link's envelope; several lines signing the same payload merge their signatures."""
+    from securesystemslib.dsse import Envelope
+
+    from retrain.attest.envelope import read_envelopes
+
+    envelopes = read_envelopes(path)
+    first = envelopes[0]
+    signatures = dict(first.signatures)
+    for other in envelopes[1:]:
+        if other.payload != first.payload or other.payload_type != first.payload_type:
+            raise InputError("envelopes in one link file sign different payloads", where=str(path))
+        for keyid, sig in other.signatures.items():
+            signatures.setdefault(keyid, sig)
+    return Envelope(payload=first.payload, payload_type=first.payload_type, signatures=signatures)
