@@ -31,20 +31,30 @@ def profile_table(table: pa.Table) -> dict[str, Any]:
     columns = []
     for field in table.schema:
         col = table.column(field.name)
+        if pa.types.is_dictionary(field.type):
+            col = col.cast(field.type.value_type)
         entry: dict[str, Any] = {
             "name": field.name,
             "type": str(field.type),
             "nulls": col.null_count,
             "null_rate": (col.null_count / table.num_rows) if table.num_rows else 0.0,
         }
-        t = field.type
+        t = col.type
+        if pa.types.is_floating(t):
+            # NaN and infinities are values, not nulls: counted apart, kept out
+            # of min/max/mean so the profile stays finite JSON.
+            nan = pc.is_nan(col)
+            finite = pc.is_finite(col)
+            entry["nan"] = int(pc.sum(nan).as_py() or 0)
+            entry["infinite"] = int(pc.sum(pc.and_(pc.invert(finite), pc.invert(nan))).as_py() or 0)
+            col = pc.filter(col, finite)
         if pa.types.is_integer(t) or pa.types.is_floating(t):
             mm = pc.min_max(col)
             entry["min"] = _num(mm["min"].as_py())
             entry["max"] = _num(mm["max"].as_py())
             mean = pc.mean(col).as_py()
             entry["mean"] = None if mean is None else float(mean)
-        elif pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_dictionary(t):
+        elif pa.types.is_string(t) or pa.types.is_large_string(t):
             entry["distinct"] = pc.count_distinct(col, mode="only_valid").as_py()
         columns.append(entry)
     return {"rows": table.num_rows, "columns": columns}

@@ -62,11 +62,28 @@ def read_envelopes(path: str | os.PathLike[str]) -> list[Any]:
             continue
         try:
             raw = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise EnvelopeError(f"line {lineno} is not JSON ({exc.msg})", where=where) from None
+        except (ValueError, RecursionError) as exc:
+            # Besides malformed JSON, json.loads refuses over-long integers
+            # (ValueError) and over-deep nesting (RecursionError): all unusable.
+            problem = (
+                f"{exc.msg} at column {exc.colno}"
+                if isinstance(exc, json.JSONDecodeError)
+                else str(exc).split(":")[0]
+            )
+            raise EnvelopeError(
+                f"line {lineno} is not JSON",
+                where=where,
+                expected="one DSSE envelope (a JSON object) per line",
+                found=problem,
+            ) from None
         envelopes.append(_envelope_from_dict(raw, where=f"{where}:{lineno}"))
     if not envelopes:
-        raise EnvelopeError("attestation file holds no envelope", where=where)
+        raise EnvelopeError(
+            "attestation file holds no envelope",
+            where=where,
+            expected="one DSSE envelope per line",
+            found="an empty file",
+        )
     return envelopes
 
 

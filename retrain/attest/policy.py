@@ -159,7 +159,7 @@ class TrustPolicy:
             if (
                 not isinstance(entry, dict)
                 or set(entry) - {"name", "keytype", "scheme", "public"}
-                or "public" not in entry
+                or not isinstance(entry.get("public"), str)
             ):
                 raise PolicyError(f"{ctx} must be {{name, keytype, scheme, public}}", where=where)
             try:
@@ -242,10 +242,14 @@ def load_policy(path: str | os.PathLike[str]) -> TrustPolicy:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise PolicyError("policy not found", where=where) from None
+    except UnicodeDecodeError:
+        raise PolicyError("policy is not UTF-8 text", where=where) from None
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
         raise PolicyError(
             f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}", where=where
         ) from None
+    except (ValueError, RecursionError) as exc:  # over-long numbers, over-deep nesting
+        raise PolicyError("malformed JSON", where=where, found=str(exc).split(":")[0]) from None
     return TrustPolicy.from_dict(raw, where=where)

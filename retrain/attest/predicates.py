@@ -66,6 +66,13 @@ def _str(value: object, where: str, ctx: str, pattern: re.Pattern[str] | None = 
     return value
 
 
+def _finite(value: float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer too large for a float
+        return False
+
+
 @dataclass(frozen=True)
 class DatasetPredicate:
     """A dataset snapshot that passed its manifest checks, and its quality profile."""
@@ -199,13 +206,9 @@ class EvaluationPredicate:
         _require(mf, {"name", "sha256"}, set(), where, "metricsFile")
         metrics = _obj(p["metrics"], where, "metrics")
         for key, value in metrics.items():
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, (int, float))
-                or not math.isfinite(value)
-            ):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value):
                 raise InputError(
-                    f"metric {key!r} must be a finite number", where=where, found=repr(value)
+                    f"metric {key!r}", where=where, expected="a finite number", found=repr(value)
                 )
         return cls(
             model_name=_str(model["name"], where, "model.name"),

@@ -98,12 +98,28 @@ class BuildProvenance:
                 for d in bd["resolvedDependencies"]
             )
             builder = raw["predicate"]["runDetails"]["builder"]
+            objects = {
+                "buildDefinition.externalParameters": bd["externalParameters"],
+                "buildDefinition.internalParameters": bd.get("internalParameters", {}),
+                "runDetails.builder": builder,
+                "runDetails.builder.version": builder.get("version", {})
+                if isinstance(builder, dict)
+                else {},
+            }
+            for ctx, value in objects.items():
+                if not isinstance(value, dict):
+                    raise InputError(
+                        f"provenance {ctx}",
+                        where=where,
+                        expected="an object",
+                        found=type(value).__name__,
+                    )
             return cls(
                 subjects=subjects,
-                external_parameters=bd["externalParameters"],
-                internal_parameters=bd.get("internalParameters", {}),
+                external_parameters=objects["buildDefinition.externalParameters"],
+                internal_parameters=objects["buildDefinition.internalParameters"],
                 resolved_dependencies=deps,
-                builder_version=builder.get("version", {}),
+                builder_version=objects["runDetails.builder.version"],
             )
         except (KeyError, TypeError) as exc:
             raise InputError(

@@ -124,6 +124,16 @@ class Statement:
     def from_json_bytes(cls, data: bytes, *, where: str) -> Statement:
         try:
             raw = json.loads(data.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise InputError("statement is not JSON", where=where, hint=str(exc)) from None
+        except (ValueError, RecursionError) as exc:  # also over-long numbers, over-deep nesting
+            problem = (
+                f"{exc.msg} at column {exc.colno}"
+                if isinstance(exc, json.JSONDecodeError)
+                else str(exc).split(":")[0]
+            )
+            raise InputError(
+                "statement is not JSON",
+                where=where,
+                expected="an in-toto statement in UTF-8 JSON",
+                found=problem,
+            ) from None
         return cls.from_dict(raw, where=where)

@@ -520,9 +520,14 @@ def _read_one(path: Path) -> Any:
     envelopes = read_envelopes(path)
     first = envelopes[0]
     signatures = dict(first.signatures)
-    for other in envelopes[1:]:
+    for lineno, other in enumerate(envelopes[1:], start=2):
         if other.payload != first.payload or other.payload_type != first.payload_type:
-            raise InputError("envelopes in one link file sign different payloads", where=str(path))
+            raise InputError(
+                "envelopes in one link file sign different payloads",
+                where=str(path),
+                expected="every envelope signing the payload of the first",
+                found=f"envelope {lineno} signing another",
+            )
         for keyid, sig in other.signatures.items():
             signatures.setdefault(keyid, sig)
     return Envelope(payload=first.payload, payload_type=first.payload_type, signatures=signatures)

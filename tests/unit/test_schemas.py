@@ -1,10 +1,12 @@
 """The on-disk formats against their JSON Schemas (docs/schemas/), and the docs against the code.
 
-Real files (the checked-in manifests and recipes) and files the code writes (a
-model header, provenance statements) must validate; damaged variants must not,
-and where the loader is the authority it must refuse them too. The Python
-snippets in docs/*.md are executed and compared with the library, so the
-documented algorithms cannot drift from the implemented ones.
+Real files (the checked-in manifests, recipes and trust policy) and files the
+code writes (a model header, provenance statements, attestation predicates,
+policies, DSSE envelopes) must validate; damaged variants must not, and where
+the loader is the authority it must refuse them too. The Python snippets in
+docs/*.md are executed and compared with the library, so the documented
+algorithms cannot drift from the implemented ones. Everything is built here:
+no test needs a prior Bazel build.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import platform
 import re
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -27,17 +30,30 @@ import pyarrow as pa
 import pytest
 from jsonschema import Draft202012Validator
 
+from retrain.attest.envelope import read_envelopes, serialize_envelopes
+from retrain.attest.keys import KeyPairPaths, generate_key_pair, load_signer
+from retrain.attest.policy import TrustPolicy, load_policy
+from retrain.attest.predicates import (
+    DATASET_V1,
+    EVALUATION_V1,
+    DatasetPredicate,
+    EvaluationPredicate,
+)
 from retrain.attest.provenance import (
     BuildProvenance,
     ResourceDescriptor,
     digest_of_description,
 )
+from retrain.attest.sign import LINK_FILES, sign_chain, sign_statement
+from retrain.attest.statement import Statement
 from retrain.datagen import GeneratorSpec, generate_table
 from retrain.digest import sha256_bytes, sha256_file, tree_digest
 from retrain.errors import RetrainError
+from retrain.evaluate import evaluate_model
 from retrain.hermetic import ACTION_ENV, blas_report, expected_blas_coretype
 from retrain.manifest import DataManifest, create_manifest, load_manifest
 from retrain.model import Model
+from retrain.quality import profile_table
 from retrain.recipe import TrainingRecipe, load_recipe
 from retrain.serialize import model_to_bytes, read_model_header
 from retrain.split import holdout_mask
@@ -49,6 +65,7 @@ SCHEMAS = DOCS / "schemas"
 MANIFESTS = sorted((REPO / "data_manifests").glob("*.json"))
 RECIPES = sorted((REPO / "models").glob("*.recipe.json"))
 CANDIDATE_RECIPE = REPO / "models" / "candidate.recipe.json"
+POLICY = REPO / "attestations" / "policy.json"
 
 Json = dict[str, Any]
 Mutation = Callable[[Json], None]
@@ -98,6 +115,10 @@ def _read_json(path: Path) -> Json:
         "recipe.v1.schema.json",
         "model-header.v1.schema.json",
         "provenance.v1.schema.json",
+        "dataset-predicate.v1.schema.json",
+        "evaluation-predicate.v1.schema.json",
+        "policy.v1.schema.json",
+        "dsse-envelope.schema.json",
     ],
 )
 def test_schema_is_a_valid_draft_2020_12_schema_with_a_retrain_id(name: str) -> None:
@@ -769,3 +790,657 @@ def test_provenance_schema_refuses_statement_that_breaks_the_contract(
     built_statement: Json, case: str, mutate: Mutation
 ) -> None:
     assert _errors("provenance.v1.schema.json", _mutated(built_statement, mutate)) != []
+
+
+# ---------------------------------------------------------------------------
+# Attestations: predicates, trust policies, DSSE envelopes (docs/attestations.md)
+
+DATASET_CHECKS = ["listed-files", "containment", "size", "sha256", "rows", "schema"]
+FAR_FUTURE = datetime(2100, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def key_pairs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, KeyPairPaths]:
+    keys = tmp_path_factory.mktemp("keys")
+    return {name: generate_key_pair(keys / f"{name}.pem") for name in ("release", "ci")}
+
+
+def _dataset_predicate(table: pa.Table, *, root: str | None) -> DatasetPredicate:
+    manifest_path = "data_manifests/default.json"
+    manifest = load_manifest(REPO / manifest_path)
+    return DatasetPredicate(
+        name=manifest.name,
+        dataset_digest=manifest.dataset_digest,
+        manifest_uri=manifest_path,
+        manifest_sha256=sha256_file(REPO / manifest_path).sha256,
+        rows=manifest.rows,
+        files=len(manifest.entries),
+        bytes=manifest.total_bytes,
+        schema_fingerprint=manifest.schema_fingerprint,
+        root=root,
+        checks=tuple(DATASET_CHECKS),
+        quality=profile_table(table),
+        verifier={"retrain": "0.1.0"},
+    )
+
+
+@pytest.fixture(scope="module")
+def dataset_predicate(tiny_table: pa.Table) -> Json:
+    return _dataset_predicate(tiny_table, root="data/default").to_dict()
+
+
+@pytest.fixture(scope="module")
+def evaluation_predicate(tiny_model: Model, tiny_model_bytes: bytes, tiny_table: pa.Table) -> Json:
+    recipe = load_recipe(CANDIDATE_RECIPE)
+    evaluation = evaluate_model(tiny_model, recipe, tiny_table, where="tiny")
+    return EvaluationPredicate(
+        model_name="model.rtm",
+        model_sha256=sha256_bytes(tiny_model_bytes),
+        dataset_name="default",
+        dataset_digest=load_manifest(REPO / "data_manifests/default.json").dataset_digest,
+        holdout_rows=evaluation.rows,
+        holdout_positives=evaluation.positives,
+        metrics=evaluation.metrics,
+        metrics_file="metrics.json",
+        metrics_sha256="be" * 32,
+    ).to_dict()
+
+
+@pytest.fixture(scope="module")
+def checked_in_policy() -> Json:
+    return _read_json(POLICY)
+
+
+@pytest.fixture(scope="module")
+def signed_envelope(evaluation_predicate: Json, key_pairs: dict[str, KeyPairPaths]) -> Json:
+    statement = Statement(
+        subjects=(
+            ResourceDescriptor(
+                name="model.rtm", digest={"sha256": evaluation_predicate["model"]["sha256"]}
+            ),
+        ),
+        predicate_type=EVALUATION_V1,
+        predicate=evaluation_predicate,
+    )
+    signers = [load_signer(pair.private) for pair in key_pairs.values()]
+    return sign_statement(statement.to_json_bytes(), signers).to_dict()  # type: ignore[no-any-return]
+
+
+# Dataset predicate
+
+
+@pytest.mark.parametrize("root", ["data/default", None], ids=["in-repository", "from-store"])
+def test_dataset_predicate_matches_the_dataset_predicate_schema(
+    tiny_table: pa.Table, root: str | None
+) -> None:
+    raw = _dataset_predicate(tiny_table, root=root).to_dict()
+
+    assert raw["location"] == ({"root": root} if root else {"store": True})
+    assert _errors("dataset-predicate.v1.schema.json", raw) == []
+    assert DatasetPredicate.from_dict(raw, where="predicate").to_dict() == raw
+
+
+def test_profile_of_null_bool_and_timestamp_columns_matches_the_schema() -> None:
+    table = pa.table(
+        {
+            "all_null": pa.array([None, None], type=pa.float64()),
+            "flag": pa.array([True, None]),
+            "at": pa.array([0, 1], type=pa.timestamp("us", tz="UTC")),
+            "kind": pa.array(["a", None]),
+        }
+    )
+    raw = _dataset_predicate(table, root=None).to_dict()
+
+    assert [sorted(c) for c in raw["quality"]["columns"]] == [
+        ["max", "mean", "min", "name", "null_rate", "nulls", "type"],
+        ["name", "null_rate", "nulls", "type"],
+        ["name", "null_rate", "nulls", "type"],
+        ["distinct", "name", "null_rate", "nulls", "type"],
+    ]
+    assert _errors("dataset-predicate.v1.schema.json", raw) == []
+
+
+def test_dataset_statement_written_by_the_verification_action_matches_the_schema(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from retrain._internal.actions import cmd_verify_dataset
+    from retrain.datagen import write_dataset
+
+    monkeypatch.chdir(tmp_path)
+    write_dataset(GeneratorSpec(rows=300, seed=7), Path("data/small"), files=2)
+    manifest = create_manifest(Path("data/small"), name="small")
+    _write(Path("data_manifests/small.json"), manifest.to_json_bytes())
+    args = argparse.Namespace(
+        manifest="data_manifests/small.json",
+        manifest_uri="data_manifests/small.json",
+        location="repo",
+        root="data/small",
+        file=[f"{e.path}=data/small/{e.path}" for e in manifest.entries],
+        out="bazel-out/bin/small.verified.json",
+        out_statement="bazel-out/bin/small.statement.json",
+    )
+
+    cmd_verify_dataset(args)
+    statement = _read_json(Path(args.out_statement))
+    verified = _read_json(Path(args.out))
+
+    assert statement["predicateType"] == DATASET_V1
+    assert [s["name"] for s in statement["subject"]] == [
+        "data_manifests/small.json",
+        "dataset/small",
+    ]
+    assert _errors("dataset-predicate.v1.schema.json", statement["predicate"]) == []
+    DatasetPredicate.from_dict(statement["predicate"], where=args.out_statement)
+    assert verified["manifest"]["path"] == "data_manifests/small.json"
+
+
+def _set_in(*path: str, value: object) -> Mutation:
+    def mutate(d: Json) -> None:
+        for key in path[:-1]:
+            d = d[key]
+        d[path[-1]] = value
+
+    return mutate
+
+
+def _drop(*path: str) -> Mutation:
+    def mutate(d: Json) -> None:
+        for key in path[:-1]:
+            d = d[key]
+        del d[path[-1]]
+
+    return mutate
+
+
+DATASET_PREDICATE_REFUSALS: list[tuple[str, Mutation]] = [
+    ("unknown-top-level-key", _set_in("attestedAt", value="2026-11-26T17:00:00Z")),
+    ("missing-quality", _drop("quality")),
+    ("missing-verification", _drop("verification")),
+    ("unknown-dataset-key", _set_in("dataset", "mtime", value=1764176400)),
+    ("dataset-without-digest", _drop("dataset", "digest")),
+    ("digest-without-prefix", lambda p: p["dataset"].update(digest=p["dataset"]["digest"][7:])),
+    ("digest-uppercase", lambda p: p["dataset"].update(digest="sha256:" + "AB" * 32)),
+    ("digest-other-algorithm", _set_in("dataset", "digest", value="md5:" + "0" * 32)),
+    ("fingerprint-without-prefix", _set_in("dataset", "schemaFingerprint", value="81" * 32)),
+    ("negative-rows", _set_in("dataset", "rows", value=-1)),
+    ("rows-as-string", _set_in("dataset", "rows", value="40000")),
+    ("files-as-bool", _set_in("dataset", "files", value=True)),
+    ("bytes-with-fraction", _set_in("dataset", "bytes", value=780030.5)),
+    ("empty-dataset-name", _set_in("dataset", "name", value="")),
+    ("manifest-sha256-prefixed", _set_in("manifest", "sha256", value="sha256:" + "fb" * 32)),
+    ("manifest-sha256-short", _set_in("manifest", "sha256", value="fb" * 31)),
+    ("manifest-without-uri", _drop("manifest", "uri")),
+    ("unknown-manifest-key", _set_in("manifest", "size", value=1)),
+    ("location-root-and-store", _set_in("location", value={"root": "data", "store": True})),
+    ("location-empty", _set_in("location", value={})),
+    ("location-unknown-kind", _set_in("location", value={"bucket": "s3://data"})),
+    ("root-not-a-string", _set_in("location", value={"root": 7})),
+    ("verification-failed", _set_in("verification", "result", value="failed")),
+    ("checks-not-a-list", _set_in("verification", "checks", value="sha256")),
+    ("check-not-a-string", _set_in("verification", "checks", value=[1])),
+    ("verification-without-verifier", _drop("verification", "verifier")),
+    ("verifier-not-an-object", _set_in("verification", "verifier", value="retrain 0.1.0")),
+    ("unknown-verification-key", _set_in("verification", "signedBy", value="me")),
+    ("quality-not-an-object", _set_in("quality", value=[])),
+]
+
+# The loader accepts these (docs/attestations.md, "Schema and loader"): retrain
+# never writes them, and the schema says so.
+DATASET_PREDICATE_SCHEMA_ONLY_REFUSALS: list[tuple[str, Mutation]] = [
+    ("dataset-name-with-slash", _set_in("dataset", "name", value="a/b")),
+    ("absolute-manifest-uri", _set_in("manifest", "uri", value="/etc/passwd")),
+    ("manifest-uri-with-dotdot", _set_in("manifest", "uri", value="../other/default.json")),
+    ("absolute-root", _set_in("location", value={"root": "/data/default"})),
+    ("store-false", _set_in("location", value={"store": False})),
+    ("unknown-check", lambda p: p["verification"]["checks"].append("vibes")),
+    ("repeated-check", lambda p: p["verification"]["checks"].append("sha256")),
+    ("quality-without-columns", _drop("quality", "columns")),
+    ("column-with-unknown-key", lambda p: p["quality"]["columns"][0].update(p99=1.0)),
+    ("column-with-min-but-no-max", lambda p: p["quality"]["columns"][0].pop("max")),
+    ("null-rate-above-one", lambda p: p["quality"]["columns"][0].update(null_rate=1.5)),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "mutate"),
+    DATASET_PREDICATE_REFUSALS + DATASET_PREDICATE_SCHEMA_ONLY_REFUSALS,
+    ids=[c for c, _ in DATASET_PREDICATE_REFUSALS + DATASET_PREDICATE_SCHEMA_ONLY_REFUSALS],
+)
+def test_dataset_predicate_schema_refuses_damaged_predicate(
+    dataset_predicate: Json, case: str, mutate: Mutation
+) -> None:
+    assert _errors("dataset-predicate.v1.schema.json", _mutated(dataset_predicate, mutate)) != []
+
+
+@pytest.mark.parametrize(
+    ("case", "mutate"), DATASET_PREDICATE_REFUSALS, ids=[c for c, _ in DATASET_PREDICATE_REFUSALS]
+)
+def test_dataset_predicate_loader_refuses_what_the_schema_refuses(
+    dataset_predicate: Json, case: str, mutate: Mutation
+) -> None:
+    with pytest.raises(RetrainError):
+        DatasetPredicate.from_dict(_mutated(dataset_predicate, mutate), where="predicate")
+
+
+# Evaluation predicate
+
+
+def test_evaluation_predicate_matches_the_evaluation_predicate_schema(
+    evaluation_predicate: Json,
+) -> None:
+    assert sorted(evaluation_predicate["metrics"]) == ["accuracy", "auc", "brier", "log_loss"]
+    assert _errors("evaluation-predicate.v1.schema.json", evaluation_predicate) == []
+    loaded = EvaluationPredicate.from_dict(evaluation_predicate, where="predicate")
+    assert loaded.to_dict() == evaluation_predicate
+
+
+def test_evaluation_statement_written_by_the_evaluation_action_matches_the_schema(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_model_bytes: bytes
+) -> None:
+    from threadpoolctl import threadpool_limits
+
+    from retrain._internal.actions import cmd_evaluate
+    from retrain.datagen import write_dataset
+
+    monkeypatch.chdir(tmp_path)
+    write_dataset(GeneratorSpec(rows=2000, seed=7), Path("data/small"), files=1)
+    manifest = create_manifest(Path("data/small"), name="small")
+    _write(Path("data_manifests/small.json"), manifest.to_json_bytes())
+    args = argparse.Namespace(
+        manifest="data_manifests/small.json",
+        root="data/small",
+        file=[f"{e.path}=data/small/{e.path}" for e in manifest.entries],
+        recipe=_write(Path("models/candidate.recipe.json"), CANDIDATE_RECIPE.read_bytes()),
+        model=_write(Path("bazel-out/bin/models/candidate/model.rtm"), tiny_model_bytes),
+        out="bazel-out/bin/models/candidate/metrics.json",
+        out_statement="bazel-out/bin/models/candidate_eval.statement.json",
+    )
+
+    with threadpool_limits(limits=None):  # the action pins threads; restore them afterwards
+        cmd_evaluate(args)
+    statement = _read_json(Path(args.out_statement))
+
+    assert statement["predicateType"] == EVALUATION_V1
+    assert statement["subject"] == [
+        {"name": "model.rtm", "digest": {"sha256": sha256_bytes(tiny_model_bytes)}}
+    ]
+    assert statement["predicate"]["metricsFile"] == {
+        "name": "metrics.json",
+        "sha256": sha256_file(args.out).sha256,
+    }
+    assert _errors("evaluation-predicate.v1.schema.json", statement["predicate"]) == []
+    EvaluationPredicate.from_dict(statement["predicate"], where=args.out_statement)
+
+
+EVALUATION_PREDICATE_REFUSALS: list[tuple[str, Mutation]] = [
+    ("unknown-top-level-key", _set_in("gates", value={"auc": "passed"})),
+    ("missing-metrics-file", _drop("metricsFile")),
+    ("missing-holdout", _drop("holdout")),
+    ("unknown-model-key", _set_in("model", "path", value="bazel-out/model.rtm")),
+    ("model-without-sha256", _drop("model", "sha256")),
+    ("model-sha256-uppercase", _set_in("model", "sha256", value="95" * 31 + "AB")),
+    ("model-sha256-prefixed", _set_in("model", "sha256", value="sha256:" + "95" * 32)),
+    ("empty-model-name", _set_in("model", "name", value="")),
+    ("model-name-not-a-string", _set_in("model", "name", value=["model.rtm"])),
+    ("dataset-digest-without-prefix", _set_in("dataset", "digest", value="ba" * 32)),
+    ("dataset-without-name", _drop("dataset", "name")),
+    ("negative-holdout-rows", _set_in("holdout", "rows", value=-1)),
+    ("positives-with-fraction", _set_in("holdout", "positives", value=5.5)),
+    ("positives-as-bool", _set_in("holdout", "positives", value=False)),
+    ("unknown-holdout-key", _set_in("holdout", "split", value={"salt": 1126})),
+    ("metric-as-string", _set_in("metrics", "auc", value="0.73")),
+    ("metric-as-bool", _set_in("metrics", "accuracy", value=True)),
+    ("metric-null", _set_in("metrics", "brier", value=None)),
+    ("metrics-not-an-object", _set_in("metrics", value=[0.73])),
+    ("metrics-file-sha256-short", _set_in("metricsFile", "sha256", value="be" * 16)),
+    ("unknown-metrics-file-key", _set_in("metricsFile", "size", value=623)),
+]
+
+# The loader accepts these (docs/attestations.md, "Schema and loader").
+EVALUATION_PREDICATE_SCHEMA_ONLY_REFUSALS: list[tuple[str, Mutation]] = [
+    ("model-name-with-directory", _set_in("model", "name", value="bazel-out/bin/model.rtm")),
+    ("metrics-file-name-absolute", _set_in("metricsFile", "name", value="/etc/hostname")),
+    ("unknown-metric", _set_in("metrics", "f1", value=0.5)),
+    ("missing-metric", _drop("metrics", "auc")),
+    ("auc-above-one", _set_in("metrics", "auc", value=1.5)),
+    ("negative-log-loss", _set_in("metrics", "log_loss", value=-0.1)),
+    ("dataset-name-with-space", _set_in("dataset", "name", value="my data")),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "mutate"),
+    EVALUATION_PREDICATE_REFUSALS + EVALUATION_PREDICATE_SCHEMA_ONLY_REFUSALS,
+    ids=[c for c, _ in EVALUATION_PREDICATE_REFUSALS + EVALUATION_PREDICATE_SCHEMA_ONLY_REFUSALS],
+)
+def test_evaluation_predicate_schema_refuses_damaged_predicate(
+    evaluation_predicate: Json, case: str, mutate: Mutation
+) -> None:
+    damaged = _mutated(evaluation_predicate, mutate)
+
+    assert _errors("evaluation-predicate.v1.schema.json", damaged) != []
+
+
+@pytest.mark.parametrize(
+    ("case", "mutate"),
+    EVALUATION_PREDICATE_REFUSALS,
+    ids=[c for c, _ in EVALUATION_PREDICATE_REFUSALS],
+)
+def test_evaluation_predicate_loader_refuses_what_the_schema_refuses(
+    evaluation_predicate: Json, case: str, mutate: Mutation
+) -> None:
+    with pytest.raises(RetrainError):
+        EvaluationPredicate.from_dict(_mutated(evaluation_predicate, mutate), where="predicate")
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_evaluation_predicate_loader_refuses_a_metric_that_is_not_finite(
+    evaluation_predicate: Json, value: float
+) -> None:
+    damaged = _mutated(evaluation_predicate, _set_in("metrics", "auc", value=value))
+
+    with pytest.raises(RetrainError):
+        EvaluationPredicate.from_dict(damaged, where="predicate")
+
+
+# Trust policy
+
+
+def test_checked_in_policy_matches_the_policy_schema_and_loads(checked_in_policy: Json) -> None:
+    assert _errors("policy.v1.schema.json", checked_in_policy) == []
+    policy = load_policy(POLICY)
+    assert list(policy.steps) == ["dataset", "build", "evaluation"]
+
+
+@pytest.mark.parametrize(
+    ("step_keys", "thresholds"),
+    [
+        (None, None),
+        ({"dataset": ["ci"], "build": ["ci", "release"], "evaluation": ["release"]}, {"build": 2}),
+    ],
+    ids=["every-key-every-step", "keys-per-step-with-threshold"],
+)
+def test_policy_written_for_generated_keys_matches_the_policy_schema(
+    key_pairs: dict[str, KeyPairPaths],
+    step_keys: dict[str, list[str]] | None,
+    thresholds: dict[str, int] | None,
+) -> None:
+    built = TrustPolicy.for_keys(
+        [(name, pair.public.read_text(encoding="ascii")) for name, pair in key_pairs.items()],
+        expires=FAR_FUTURE,
+        step_keys=step_keys,
+        thresholds=thresholds,
+    )
+    raw = json.loads(json.dumps(built.to_dict()))
+
+    assert sorted(raw["keys"]) == sorted(pair.keyid for pair in key_pairs.values())
+    assert _errors("policy.v1.schema.json", raw) == []
+    assert TrustPolicy.from_dict(raw, where="policy.json").to_dict() == raw
+
+
+def _key_entry(policy: Json) -> Json:
+    entry: Json = next(iter(policy["keys"].values()))
+    return entry
+
+
+def _step(name: str) -> Callable[[Json], Json]:
+    return lambda policy: policy["steps"][name]
+
+
+def _in_step(name: str, key: str, value: object) -> Mutation:
+    return lambda p: _step(name)(p).update({key: value})
+
+
+POLICY_REFUSALS: list[tuple[str, Mutation]] = [
+    ("unknown-policy-version", _set_in("policy_version", value=2)),
+    ("policy-version-as-bool", _set_in("policy_version", value=True)),
+    ("policy-version-as-string", _set_in("policy_version", value="1")),
+    ("unknown-top-level-key", _set_in("signature", value="MEUCIQ")),
+    ("missing-expires", _drop("expires")),
+    ("missing-steps", _drop("steps")),
+    ("expires-without-zone", _set_in("expires", value="2027-11-26T00:00:00")),
+    ("expires-date-only", _set_in("expires", value="2027-11-26")),
+    ("expires-with-offset", _set_in("expires", value="2027-11-26T00:00:00+01:00")),
+    ("expires-as-number", _set_in("expires", value=1826582400)),
+    ("no-keys", _set_in("keys", value={})),
+    ("keys-as-list", lambda p: p.update(keys=list(p["keys"].values()))),
+    ("key-entry-with-unknown-key", lambda p: _key_entry(p).update(comment="laptop")),
+    ("key-without-public", lambda p: _key_entry(p).pop("public")),
+    ("public-not-pem", lambda p: _key_entry(p).update(public="not a key")),
+    ("public-as-list", lambda p: _key_entry(p).update(public=[_key_entry(p)["public"]])),
+    ("other-scheme", lambda p: _key_entry(p).update(scheme="rsassa-pss-sha256")),
+    ("no-steps", _set_in("steps", value={})),
+    ("unknown-step", lambda p: p["steps"].update(deploy=copy.deepcopy(p["steps"]["build"]))),
+    ("step-without-threshold", lambda p: _step("build")(p).pop("threshold")),
+    ("step-with-unknown-key", _in_step("build", "expires", "2027-01-01T00:00:00Z")),
+    ("threshold-zero", _in_step("dataset", "threshold", 0)),
+    ("threshold-as-bool", _in_step("dataset", "threshold", True)),
+    ("threshold-as-string", _in_step("dataset", "threshold", "1")),
+    ("threshold-with-fraction", _in_step("dataset", "threshold", 1.5)),
+    ("no-functionaries", _in_step("evaluation", "functionaries", [])),
+    ("functionaries-as-string", _in_step("evaluation", "functionaries", "2f98b0b5")),
+    ("functionary-as-number", _in_step("evaluation", "functionaries", [1])),
+    ("empty-predicate-type", _in_step("build", "predicate_type", "")),
+    ("predicate-type-as-list", _in_step("build", "predicate_type", [DATASET_V1])),
+]
+
+# The loader accepts these (docs/attestations.md, "Schema and loader").
+POLICY_SCHEMA_ONLY_REFUSALS: list[tuple[str, Mutation]] = [
+    ("other-keytype", lambda p: _key_entry(p).update(keytype="rsa")),
+    ("key-without-name", lambda p: _key_entry(p).pop("name")),
+    (
+        "dataset-step-with-another-version",
+        _in_step("dataset", "predicate_type", DATASET_V1[:-1] + "2"),
+    ),
+    ("build-step-with-evaluation-type", _in_step("build", "predicate_type", EVALUATION_V1)),
+    (
+        "repeated-functionary",
+        lambda p: _step("build")(p).update(functionaries=_step("build")(p)["functionaries"] * 2),
+    ),
+    ("expires-one-digit-month", _set_in("expires", value="2027-1-26T00:00:00Z")),
+]
+
+
+def _other_keyid(p: Json) -> None:
+    keyid, entry = next(iter(p["keys"].items()))
+    other = "00" * 32
+    p["keys"] = {other: entry}
+    for step in p["steps"].values():
+        step["functionaries"] = [other if f == keyid else f for f in step["functionaries"]]
+
+
+# Only the loader can check these: they depend on the key itself or on other fields.
+POLICY_LOADER_ONLY_REFUSALS: list[tuple[str, Mutation]] = [
+    ("keyid-of-another-key", _other_keyid),
+    ("functionary-not-listed", _in_step("build", "functionaries", ["00" * 32])),
+    ("threshold-above-functionaries", _in_step("build", "threshold", 2)),
+    ("expires-not-a-date", _set_in("expires", value="2027-02-30T00:00:00Z")),
+    (
+        "public-key-not-p256",
+        lambda p: _key_entry(p).update(
+            public="-----BEGIN PUBLIC KEY-----\n"
+            "MCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=\n"
+            "-----END PUBLIC KEY-----\n"
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "mutate"),
+    POLICY_REFUSALS + POLICY_SCHEMA_ONLY_REFUSALS,
+    ids=[c for c, _ in POLICY_REFUSALS + POLICY_SCHEMA_ONLY_REFUSALS],
+)
+def test_policy_schema_refuses_damaged_policy(
+    checked_in_policy: Json, case: str, mutate: Mutation
+) -> None:
+    assert _errors("policy.v1.schema.json", _mutated(checked_in_policy, mutate)) != []
+
+
+@pytest.mark.parametrize(
+    ("case", "mutate"),
+    POLICY_REFUSALS + POLICY_LOADER_ONLY_REFUSALS,
+    ids=[c for c, _ in POLICY_REFUSALS + POLICY_LOADER_ONLY_REFUSALS],
+)
+def test_policy_loader_refuses_damaged_policy(
+    checked_in_policy: Json, case: str, mutate: Mutation
+) -> None:
+    with pytest.raises(RetrainError):
+        TrustPolicy.from_dict(_mutated(checked_in_policy, mutate), where="policy.json")
+
+
+# DSSE envelopes
+
+
+def test_envelope_signed_by_sign_statement_matches_the_dsse_schema(
+    signed_envelope: Json, key_pairs: dict[str, KeyPairPaths]
+) -> None:
+    assert sorted(s["keyid"] for s in signed_envelope["signatures"]) == sorted(
+        pair.keyid for pair in key_pairs.values()
+    )
+    assert _errors("dsse-envelope.schema.json", signed_envelope) == []
+
+
+def test_every_line_sign_chain_writes_matches_the_dsse_schema(
+    tmp_path: Path,
+    tiny_table: pa.Table,
+    tiny_model_bytes: bytes,
+    evaluation_predicate: Json,
+    built_statement: Json,
+    key_pairs: dict[str, KeyPairPaths],
+) -> None:
+    (tmp_path / "model.rtm").write_bytes(tiny_model_bytes)
+    (tmp_path / "train_report.json").write_bytes(
+        json.dumps({"training": {"rows_total": 3000}}).encode()
+    )
+    dataset = _dataset_predicate(tiny_table, root="data/default")
+    statements = {
+        "dataset": Statement(
+            subjects=(
+                ResourceDescriptor(
+                    name="dataset/default",
+                    digest={"sha256": dataset.dataset_digest.removeprefix("sha256:")},
+                ),
+                ResourceDescriptor(
+                    name=dataset.manifest_uri, digest={"sha256": dataset.manifest_sha256}
+                ),
+            ),
+            predicate_type=DATASET_V1,
+            predicate=dataset.to_dict(),
+        ).to_json_bytes(),
+        "build": json.dumps(built_statement).encode(),
+        "evaluation": Statement(
+            subjects=(
+                ResourceDescriptor(
+                    name="model.rtm", digest={"sha256": sha256_bytes(tiny_model_bytes)}
+                ),
+            ),
+            predicate_type=EVALUATION_V1,
+            predicate=evaluation_predicate,
+        ).to_json_bytes(),
+    }
+
+    chain = sign_chain(tmp_path, statements, [load_signer(key_pairs["release"].private)])
+
+    assert [p.name for p in chain.files] == [LINK_FILES[link] for link in statements]
+    for path in chain.files:
+        lines = path.read_text(encoding="utf-8").splitlines()
+        assert len(lines) == 1, path.name
+        assert _errors("dsse-envelope.schema.json", json.loads(lines[0])) == [], path.name
+
+
+ENVELOPE_REFUSALS: list[tuple[str, Mutation]] = [
+    ("missing-payload-type", _drop("payloadType")),
+    ("missing-signatures", _drop("signatures")),
+    ("unknown-top-level-key", _set_in("payloadEncoding", value="base64")),
+    ("payload-not-base64", _set_in("payload", value="not base64!")),
+    ("payload-without-padding", _set_in("payload", value="eyJ")),
+    ("payload-as-number", _set_in("payload", value=7)),
+    ("payload-type-as-number", _set_in("payloadType", value=1)),
+    ("signatures-as-object", lambda e: e.update(signatures=e["signatures"][0])),
+    ("signature-without-sig", lambda e: e["signatures"][0].pop("sig")),
+    ("signature-without-keyid", lambda e: e["signatures"][0].pop("keyid")),
+    ("sig-as-number", lambda e: e["signatures"][0].update(sig=3)),
+    ("sig-not-base64", lambda e: e["signatures"][0].update(sig="not base64!")),
+    ("keyid-as-number", lambda e: e["signatures"][0].update(keyid=1)),
+    ("signature-as-string", lambda e: e.update(signatures=["MEYCIQ=="])),
+]
+
+# read_envelopes accepts these; retrain verify then refuses them in its
+# payload-type and signature-threshold checks (exit 1, not 2).
+ENVELOPE_SCHEMA_ONLY_REFUSALS: list[tuple[str, Mutation]] = [
+    ("other-payload-type", _set_in("payloadType", value="application/json")),
+    ("no-signatures", _set_in("signatures", value=[])),
+    ("keyid-not-hex", lambda e: e["signatures"][0].update(keyid="release-key")),
+    ("signature-with-extra-key", lambda e: e["signatures"][0].update(cert="-----BEGIN")),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "mutate"),
+    ENVELOPE_REFUSALS + ENVELOPE_SCHEMA_ONLY_REFUSALS,
+    ids=[c for c, _ in ENVELOPE_REFUSALS + ENVELOPE_SCHEMA_ONLY_REFUSALS],
+)
+def test_dsse_schema_refuses_damaged_envelope(
+    signed_envelope: Json, case: str, mutate: Mutation
+) -> None:
+    assert _errors("dsse-envelope.schema.json", _mutated(signed_envelope, mutate)) != []
+
+
+@pytest.mark.parametrize(
+    ("case", "mutate"), ENVELOPE_REFUSALS, ids=[c for c, _ in ENVELOPE_REFUSALS]
+)
+def test_envelope_reader_refuses_what_the_schema_refuses(
+    tmp_path: Path, signed_envelope: Json, case: str, mutate: Mutation
+) -> None:
+    path = tmp_path / "evaluation.intoto.jsonl"
+    path.write_text(json.dumps(_mutated(signed_envelope, mutate)) + "\n", encoding="utf-8")
+
+    with pytest.raises(RetrainError):
+        read_envelopes(path)
+
+
+# The documented checks an auditor can run without retrain
+
+
+def test_documented_keyid_is_the_keyid_of_generated_and_checked_in_keys(
+    key_pairs: dict[str, KeyPairPaths], checked_in_policy: Json
+) -> None:
+    keyid_of = _doc_namespace("attestations.md")["keyid_of"]
+
+    for pair in key_pairs.values():
+        assert keyid_of(pair.public.read_text(encoding="ascii")) == pair.keyid
+    for keyid, entry in checked_in_policy["keys"].items():
+        assert keyid_of(entry["public"]) == keyid
+
+
+def test_documented_envelope_check_returns_the_statement_retrain_signed(
+    signed_envelope: Json, key_pairs: dict[str, KeyPairPaths]
+) -> None:
+    verified_statement = _doc_namespace("attestations.md")["verified_statement"]
+    line = serialize_envelopes([_envelope_of(signed_envelope)]).decode().splitlines()[0]
+
+    for pair in key_pairs.values():
+        statement = verified_statement(line, pair.public.read_text(encoding="ascii"))
+        assert statement["predicateType"] == EVALUATION_V1
+
+
+def test_documented_envelope_check_refuses_a_payload_changed_after_signing(
+    signed_envelope: Json, key_pairs: dict[str, KeyPairPaths]
+) -> None:
+    import base64
+
+    from cryptography.exceptions import InvalidSignature
+
+    verified_statement = _doc_namespace("attestations.md")["verified_statement"]
+    payload = base64.b64decode(signed_envelope["payload"]).replace(b'"auc"', b'"AUC"')
+    tampered = dict(signed_envelope, payload=base64.b64encode(payload).decode())
+
+    with pytest.raises(InvalidSignature):
+        verified_statement(json.dumps(tampered), key_pairs["release"].public.read_text())
+
+
+def _envelope_of(raw: Json) -> Any:
+    from securesystemslib.dsse import Envelope
+
+    return Envelope.from_dict(copy.deepcopy(raw))
