@@ -54,11 +54,18 @@ def main() -> int:
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "verify.json")
     args = p.parse_args()
 
-    policy = TrustPolicy.for_keys([("signer", args.public_key.read_text())], expires=datetime(2100, 1, 1, tzinfo=UTC))
+    policy = TrustPolicy.for_keys(
+        [("signer", args.public_key.read_text())], expires=datetime(2100, 1, 1, tzinfo=UTC)
+    )
     key = next(iter(policy.keys.values()))
     report = verify_model(args.model_dir, policy, repo_root=ROOT)
     if not report.ok:
-        print("the model does not verify with this key:", *[f.message for f in report.failures], sep="\n", file=sys.stderr)
+        print(
+            "the model does not verify with this key:",
+            *[f.message for f in report.failures],
+            sep="\n",
+            file=sys.stderr,
+        )
         return 1
     envelopes = [read_envelopes(args.model_dir / name)[0] for name in LINK_FILES.values()]
 
@@ -68,8 +75,12 @@ def main() -> int:
                 key.verify_signature(signature, envelope.pae())
 
     results = {
-        "full_chain_with_data_per_s": rate(lambda: verify_model(args.model_dir, policy, repo_root=ROOT)),
-        "full_chain_without_data_per_s": rate(lambda: verify_model(args.model_dir, policy, repo_root=None)),
+        "full_chain_with_data_per_s": rate(
+            lambda: verify_model(args.model_dir, policy, repo_root=ROOT)
+        ),
+        "full_chain_without_data_per_s": rate(
+            lambda: verify_model(args.model_dir, policy, repo_root=None)
+        ),
         "bare_signatures_per_s": rate(bare),
     }
     with tempfile.TemporaryDirectory() as tmp:
@@ -97,7 +108,9 @@ def main() -> int:
         results["bare_signatures_per_s"],
     )
     print("| measurement | per second | x bare signatures |\n|---|---:|---:|")
-    print(f"| full chain, with the dataset's files re-hashed | {full:,.1f} | {full / bare_rate:.3f} |")
+    print(
+        f"| full chain, with the dataset's files re-hashed | {full:,.1f} | {full / bare_rate:.3f} |"
+    )
     print(f"| full chain, manifest only | {lean:,.1f} | {lean / bare_rate:.3f} |")
     print(f"| bare: 3 ECDSA P-256 signature checks | {bare_rate:,.1f} | 1.000 |")
     print(

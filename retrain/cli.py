@@ -248,11 +248,13 @@ def store_path() -> None:
 @click.argument("private_key", type=click.Path(dir_okay=False, path_type=Path), required=False)
 @click.option("--force", is_flag=True, help="Replace an existing key pair.")
 def keygen(private_key: Path | None, force: bool) -> None:
-    """Create an ECDSA P-256 key pair: PRIVATE_KEY (0600) and PRIVATE_KEY.pub.
+    """Create an ECDSA P-256 key pair: PRIVATE_KEY (0600) and its .pub beside it.
 
-    Without PRIVATE_KEY, creates the per-user development key that builds use
-    when RETRAIN_SIGNING_KEY is not set. Use the pair for builds
-    (RETRAIN_SIGNING_KEY=PRIVATE_KEY) and add the .pub file to a policy.
+    The public key's file name is PRIVATE_KEY with its suffix replaced by
+    .pub (keys/me.pem -> keys/me.pub). Without PRIVATE_KEY, creates the
+    per-user development key that builds use when RETRAIN_SIGNING_KEY is not
+    set. Use the pair for builds (RETRAIN_SIGNING_KEY=PRIVATE_KEY) and add
+    the .pub file to a policy.
     """
     from retrain.attest.keys import dev_key_path, generate_key_pair
 
@@ -262,7 +264,7 @@ def keygen(private_key: Path | None, force: bool) -> None:
 
 
 @cli.command("verify")
-@click.argument("model_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("model_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
 @click.option(
     "--policy",
     "policy_path",
@@ -313,26 +315,32 @@ def verify(
 
 
 @cli.command("sign")
-@click.argument("model_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("model_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
 @click.option(
     "--key",
-    "key_path",
+    "key_paths",
+    multiple=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="PEM ECDSA P-256 private key (default: RETRAIN_SIGNING_KEY, else the development key).",
+    help="PEM ECDSA P-256 private key; repeat to sign with several (default: RETRAIN_SIGNING_KEY, else the development key).",
+)
+@click.option(
+    "--append",
+    is_flag=True,
+    help="Keep the existing signatures and add these (co-signing for a threshold).",
 )
 @click.option(
     "--keyless",
     is_flag=True,
     help="Sign the model with Sigstore keyless signing (needs network and an OIDC identity).",
 )
-def sign(model_dir: Path, key_path: Path | None, keyless: bool) -> None:
-    """(Re)sign the model in MODEL_DIR: its model.sig bundle, or, with a key, also its chain.
+def sign(model_dir: Path, key_paths: tuple[Path, ...], append: bool, keyless: bool) -> None:
+    """(Re)sign the statements in MODEL_DIR and its model.sig bundle.
 
-    With --key (or RETRAIN_SIGNING_KEY), re-signs the statements already in
-    MODEL_DIR: each *.intoto.jsonl gets a new envelope over the same payload,
-    and model.sig is rewritten. With --keyless, only model.sig is written,
-    through Sigstore's public-good Fulcio and Rekor.
+    Each *.intoto.jsonl gets an envelope over the same payload, signed with
+    every --key (with --append, added to the signatures already there), after
+    checking that the statements' subjects match the files beside them.
+    model.sig is rewritten with the first key. With --keyless, only model.sig
+    is written, through Sigstore's public-good Fulcio and Rekor.
     """
     import os
 
@@ -348,17 +356,26 @@ def sign(model_dir: Path, key_path: Path | None, keyless: bool) -> None:
         click.echo(f"wrote {model_dir / MODEL_BUNDLE} (Sigstore keyless)")
         return
     env_key = os.environ.get("RETRAIN_SIGNING_KEY")
-    private = key_path or (Path(env_key) if env_key else ensure_dev_key()[0].private)
-    signer = load_signer(private)
-    statements = {}
+    privates = list(key_paths) or [Path(env_key) if env_key else ensure_dev_key()[0].private]
+    signers = [load_signer(p) for p in privates]
+    existing = {}
     for link, name in LINK_FILES.items():
         path = model_dir / name
         if path.exists():
-            statements[link] = read_envelopes(path)[0].payload
-    chain = sign_chain(model_dir, statements, [signer], model=model, private_key=private)
-    click.echo(
-        f"signed {', '.join(p.name for p in chain.files)} with key {signer.public_key.keyid[:12]}"
+            existing[link] = read_envelopes(path)[0]
+    if not existing:
+        raise click.UsageError(f"{model_dir} holds no *.intoto.jsonl statements to sign")
+    statements = {link: envelope.payload for link, envelope in existing.items()}
+    chain = sign_chain(
+        model_dir,
+        statements,
+        signers,
+        model=model,
+        private_key=privates[0],
+        cosign=existing if append else None,
     )
+    keyids = ", ".join(s.public_key.keyid[:12] for s in signers)
+    click.echo(f"signed {', '.join(p.name for p in chain.files)} with key(s) {keyids}")
 
 
 @cli.group()

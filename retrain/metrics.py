@@ -144,7 +144,9 @@ class _Prepared:
         n_pos, n_neg = pos.sum(axis=1), neg.sum(axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
             out["auc"] = np.where(
-                (n_pos > 0) & (n_neg > 0), (pos * (below + 0.5 * neg)).sum(axis=1) / (n_pos * n_neg), np.nan
+                (n_pos > 0) & (n_neg > 0),
+                (pos * (below + 0.5 * neg)).sum(axis=1) / (n_pos * n_neg),
+                np.nan,
             )
         wb = w[:, self.bin_order]
         gap = np.add.reduceat(wb * self.y_binned, self.bin_starts, axis=1) - np.add.reduceat(
@@ -202,7 +204,7 @@ def paired_differences(
     seed: int,
     mask: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    """candidate − champion for each metric, both scored on the same resamples."""
+    """candidate - champion for each metric, both scored on the same resamples."""
     a = resampled_metrics(y, p_candidate, resamples=resamples, seed=seed, mask=mask)
     b = resampled_metrics(y, p_champion, resamples=resamples, seed=seed, mask=mask)
     return {name: a[name] - b[name] for name in METRIC_NAMES}

@@ -11,6 +11,7 @@ from __future__ import annotations
 from retrain.errors import CheckFailed
 
 __all__ = [
+    "BundleInvalid",
     "ChainLinkBroken",
     "LinkCheckFailed",
     "LinkMissing",
@@ -61,3 +62,7 @@ class SubjectDigestMismatch(LinkCheckFailed):
 
 class ChainLinkBroken(LinkCheckFailed):
     check = "chain"
+
+
+class BundleInvalid(LinkCheckFailed):
+    check = "model-bundle"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,14 +28,25 @@ from retrain.errors import InputError, PolicyError
 __all__ = ["POLICY_VERSION", "STEP_ORDER", "StepRule", "TrustPolicy", "load_policy", "parse_time"]
 
 POLICY_VERSION = 1
+_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
 # The chain, in order: each step names the previous one's subject.
 STEP_ORDER = ("dataset", "build", "evaluation")
+# The predicate type each step's statement has in this version.
+STEP_PREDICATE_TYPES = {
+    "dataset": "https://retrain.dev/attestations/dataset/v1",
+    "build": "https://slsa.dev/provenance/v1",
+    "evaluation": "https://retrain.dev/attestations/evaluation/v1",
+}
 
 
 def parse_time(value: object, *, where: str, ctx: str) -> datetime:
     """An RFC 3339 UTC time written as YYYY-MM-DDTHH:MM:SSZ."""
     if not isinstance(value, str):
         raise PolicyError(f"{ctx} must be a string", where=where, found=repr(value))
+    if not _TIME.fullmatch(value):
+        raise PolicyError(
+            f"{ctx}", where=where, expected="YYYY-MM-DDTHH:MM:SSZ (UTC)", found=repr(value)
+        )
     try:
         parsed = datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ")
     except ValueError:
@@ -108,6 +120,10 @@ class TrustPolicy:
         from retrain.attest.provenance import SLSA_PROVENANCE_V1
 
         types = {"dataset": DATASET_V1, "build": SLSA_PROVENANCE_V1, "evaluation": EVALUATION_V1}
+        assert types == STEP_PREDICATE_TYPES
+        unknown = sorted((set(step_keys or {}) | set(thresholds or {})) - set(STEP_ORDER))
+        if unknown:
+            raise PolicyError(f"unknown step {unknown[0]!r}", expected=", ".join(STEP_ORDER))
         loaded = {}
         names = {}
         by_name = {}
@@ -175,6 +191,10 @@ class TrustPolicy:
                     expected=key.keyid,
                     found=keyid,
                 )
+            if entry.get("keytype", key.keytype) != key.keytype:
+                raise PolicyError(
+                    f"{ctx}: keytype", where=where, expected=key.keytype, found=entry.get("keytype")
+                )
             if entry.get("scheme", key.scheme) != key.scheme:
                 raise PolicyError(
                     f"{ctx}: scheme", where=where, expected=key.scheme, found=entry.get("scheme")
@@ -207,6 +227,8 @@ class TrustPolicy:
                 raise PolicyError(
                     f"{ctx}.functionaries must be a non-empty list of keyids", where=where
                 )
+            if len(set(funcs)) != len(funcs):
+                raise PolicyError(f"{ctx}.functionaries lists a key twice", where=where)
             for f in funcs:
                 if f not in keys:
                     raise PolicyError(
@@ -224,8 +246,14 @@ class TrustPolicy:
                     expected=f"an integer in [1, {len(set(funcs))}]",
                     found=repr(threshold),
                 )
-            if not isinstance(rule["predicate_type"], str) or not rule["predicate_type"]:
-                raise PolicyError(f"{ctx}.predicate_type must be a URI", where=where)
+            if rule["predicate_type"] != STEP_PREDICATE_TYPES[name]:
+                # The verifier reads each step with the parser of this version.
+                raise PolicyError(
+                    f"{ctx}.predicate_type",
+                    where=where,
+                    expected=STEP_PREDICATE_TYPES[name],
+                    found=repr(rule["predicate_type"]),
+                )
             steps[name] = StepRule(name, rule["predicate_type"], tuple(funcs), threshold)
         ordered = {s: steps[s] for s in STEP_ORDER if s in steps}
         return cls(

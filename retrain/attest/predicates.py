@@ -66,6 +66,26 @@ def _str(value: object, where: str, ctx: str, pattern: re.Pattern[str] | None = 
     return value
 
 
+def _relative(value: object, where: str, ctx: str) -> str:
+    """A repository-relative, normalized POSIX path: the verifier will read it."""
+    from retrain.manifest import validate_relative_path
+
+    text = _str(value, where, ctx)
+    try:
+        return validate_relative_path(text, where=where)
+    except InputError as exc:
+        raise InputError(
+            f"{ctx}: {exc.what}", where=where, expected="a relative path inside the repository"
+        ) from None
+
+
+def _file_name(value: object, where: str, ctx: str) -> str:
+    text = _str(value, where, ctx)
+    if "/" in text or "\\" in text or text in (".", ".."):
+        raise InputError(ctx, where=where, expected="a plain file name", found=repr(text))
+    return text
+
+
 def _finite(value: float) -> bool:
     try:
         return math.isfinite(value)
@@ -134,8 +154,12 @@ class DatasetPredicate:
         if set(loc) not in ({"root"}, {"store"}):
             raise InputError("location must be {root} or {store}", where=where, found=sorted(loc))
         root = loc.get("root")
-        if root is not None:
-            _str(root, where, "location.root")
+        if root is not None and root != "":
+            _relative(root, where, "location.root")
+        elif root is None and loc.get("store") is not True:
+            raise InputError(
+                "location.store", where=where, expected="true", found=repr(loc.get("store"))
+            )
         ver = _obj(p["verification"], where, "verification")
         _require(ver, {"result", "checks", "verifier"}, set(), where, "verification")
         if ver["result"] != "passed":
@@ -148,7 +172,7 @@ class DatasetPredicate:
         return cls(
             name=_str(ds["name"], where, "dataset.name"),
             dataset_digest=_str(ds["digest"], where, "dataset.digest", _DIGEST),
-            manifest_uri=_str(man["uri"], where, "manifest.uri"),
+            manifest_uri=_relative(man["uri"], where, "manifest.uri"),
             manifest_sha256=_str(man["sha256"], where, "manifest.sha256", _SHA256),
             rows=_int(ds["rows"], where, "dataset.rows"),
             files=_int(ds["files"], where, "dataset.files"),
@@ -211,13 +235,13 @@ class EvaluationPredicate:
                     f"metric {key!r}", where=where, expected="a finite number", found=repr(value)
                 )
         return cls(
-            model_name=_str(model["name"], where, "model.name"),
+            model_name=_file_name(model["name"], where, "model.name"),
             model_sha256=_str(model["sha256"], where, "model.sha256", _SHA256),
             dataset_name=_str(ds["name"], where, "dataset.name"),
             dataset_digest=_str(ds["digest"], where, "dataset.digest", _DIGEST),
             holdout_rows=_int(hold["rows"], where, "holdout.rows"),
             holdout_positives=_int(hold["positives"], where, "holdout.positives"),
             metrics={k: float(v) for k, v in metrics.items()},
-            metrics_file=_str(mf["name"], where, "metricsFile.name"),
+            metrics_file=_file_name(mf["name"], where, "metricsFile.name"),
             metrics_sha256=_str(mf["sha256"], where, "metricsFile.sha256", _SHA256),
         )

@@ -49,21 +49,39 @@ class SignedChain:
     keyids: tuple[str, ...]
 
 
-def sign_statement(payload: bytes, signers: Sequence[Any]) -> Any:
-    """A DSSE envelope over the statement bytes, one signature per signer."""
+def sign_statement(payload: bytes, signers: Sequence[Any], *, cosign: Any = None) -> Any:
+    """A DSSE envelope over the statement bytes, one signature per signer.
+
+    With ``cosign`` (an existing envelope over the same payload), its
+    signatures are kept and the new ones added: how a second functionary
+    co-signs a step whose policy threshold is above one.
+    """
     from securesystemslib.dsse import Envelope
 
-    envelope = Envelope(payload=payload, payload_type=PAYLOAD_TYPE, signatures={})
+    signatures = {}
+    if cosign is not None:
+        if cosign.payload != payload or cosign.payload_type != PAYLOAD_TYPE:
+            raise CheckFailed("refusing to co-sign: the existing envelope signs another payload")
+        signatures = dict(cosign.signatures)
+    envelope = Envelope(payload=payload, payload_type=PAYLOAD_TYPE, signatures=signatures)
     for signer in signers:
         envelope.sign(signer)
     return envelope
 
 
 def _check_file_subjects(link: str, statement: Statement, out_dir: Path) -> None:
+    """Every subject that names a file of this directory must match it; never sign blind."""
     for subject in statement.subjects:
         path = out_dir / subject.name
-        if "/" in subject.name or not path.is_file():
-            continue  # not a file of this directory (e.g. dataset/<name>)
+        if "/" in subject.name:
+            continue  # not a file of this directory (dataset/<name>, a manifest path)
+        if not path.is_file():
+            raise CheckFailed(
+                f"refusing to sign the {link} link: subject {subject.name} is not in {out_dir}",
+                where=str(path),
+                expected=f"sha256 {subject.sha256}",
+                found="no file",
+            )
         found = sha256_file(path).sha256
         if subject.sha256 != found:
             raise CheckFailed(
@@ -90,19 +108,38 @@ def sign_chain(
     *,
     model: Path | None = None,
     private_key: Path | None = None,
+    cosign: Mapping[str, Any] | None = None,
 ) -> SignedChain:
-    """Sign each link's statement into ``out_dir/<link>.intoto.jsonl``."""
-    written = []
+    """Sign each link's statement into ``out_dir/<link>.intoto.jsonl``.
+
+    Every statement is checked before anything is written, and the envelope
+    files are replaced only once all of them are ready.
+    """
+    envelopes = {}
     for link, payload in statements.items():
         if link not in LINK_FILES:
             raise ValueError(f"unknown link {link!r}")
         statement = Statement.from_json_bytes(payload, where=f"{link} statement")
         _check_file_subjects(link, statement, out_dir)
-        path = out_dir / LINK_FILES[link]
-        write_envelopes(path, [sign_statement(payload, signers)])
-        written.append(path)
-    if model is not None and private_key is not None:
-        bundle = out_dir / MODEL_BUNDLE
-        sign_model_bundle(model, private_key, bundle)
-        written.append(bundle)
-    return SignedChain(files=tuple(written), keyids=tuple(s.public_key.keyid for s in signers))
+        envelopes[link] = sign_statement(payload, signers, cosign=(cosign or {}).get(link))
+    if model is not None and not model.is_file():
+        raise CheckFailed("refusing to sign: the model file is missing", where=str(model))
+    staged = []
+    try:
+        for link, envelope in envelopes.items():
+            tmp = out_dir / f".{LINK_FILES[link]}.tmp"
+            write_envelopes(tmp, [envelope])
+            staged.append((tmp, out_dir / LINK_FILES[link]))
+        if model is not None and private_key is not None:
+            tmp = out_dir / f".{MODEL_BUNDLE}.staged"
+            sign_model_bundle(model, private_key, tmp)
+            staged.append((tmp, out_dir / MODEL_BUNDLE))
+        for tmp, final in staged:
+            os.replace(tmp, final)
+    finally:
+        for tmp, _ in staged:
+            if tmp.exists():
+                tmp.unlink()
+    return SignedChain(
+        files=tuple(final for _, final in staged), keyids=tuple(s.public_key.keyid for s in signers)
+    )

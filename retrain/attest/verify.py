@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from retrain.attest.errors import (
+    BundleInvalid,
     ChainLinkBroken,
     LinkCheckFailed,
     LinkMissing,
@@ -45,7 +46,7 @@ from retrain.attest.errors import (
 from retrain.attest.policy import StepRule, TrustPolicy
 from retrain.attest.predicates import DatasetPredicate, EvaluationPredicate
 from retrain.attest.provenance import BuildProvenance
-from retrain.attest.sign import LINK_FILES
+from retrain.attest.sign import LINK_FILES, MODEL_BUNDLE
 from retrain.attest.statement import PAYLOAD_TYPE, Statement
 from retrain.digest import sha256_file
 from retrain.errors import InputError, RetrainError
@@ -68,6 +69,7 @@ CHECKS = (
     "signature-threshold",
     "predicate-schema",
     "subject-digest",
+    "model-bundle",
     "chain",
 )
 
@@ -83,10 +85,20 @@ class CheckResult:
     expected: str | None = None
     found: str | None = None
     exit_code: int = 0
+    skipped: bool = False
+
+    @property
+    def status(self) -> str:
+        return "skipped" if self.skipped else ("passed" if self.ok else "failed")
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"link": self.link, "check": self.check, "ok": self.ok}
-        if not self.ok:
+        out: dict[str, Any] = {
+            "link": self.link,
+            "check": self.check,
+            "ok": self.ok,
+            "status": self.status,
+        }
+        if not self.ok or self.skipped:
             out |= {"message": self.message, "expected": self.expected, "found": self.found}
         return out
 
@@ -101,6 +113,7 @@ class LinkResult:
     detail: str = ""
     statement: Statement | None = None
     predicate: Any = None
+    trusted: bool = False  # signed by enough allowed keys; only then do its claims count
 
 
 @dataclass(frozen=True)
@@ -244,6 +257,13 @@ def verify_file_subjects(
 ) -> None:
     """Each named subject must be a file in ``model_dir`` with the attested sha256."""
     for name in names:
+        if not name or "/" in name or "\\" in name or name in (".", ".."):
+            raise SubjectDigestMismatch(
+                link,
+                "subject is not a file name in the model directory",
+                expected="a plain file name",
+                found=repr(name),
+            )
         subject = statement.subject(name)
         if subject is None:
             raise SubjectDigestMismatch(
@@ -269,6 +289,36 @@ def verify_file_subjects(
             )
 
 
+def verify_model_bundle(model_dir: Path, rule: StepRule, policy: TrustPolicy) -> None:
+    """model.sig (OpenSSF model-signing bundle) verifies with a key the policy allows for the build."""
+    import tempfile
+
+    from model_signing import verifying
+
+    model = model_dir / "model.rtm"
+    errors = []
+    for keyid in rule.functionaries:
+        with tempfile.NamedTemporaryFile("w", suffix=".pub") as pub:
+            pub.write(policy.keys[keyid].keyval["public"])
+            pub.flush()
+            try:
+                verifying.Config().use_elliptic_key_verifier(public_key=pub.name).verify(
+                    model, model_dir / MODEL_BUNDLE
+                )
+                return
+            except Exception as exc:  # model-signing raises ValueError and others for a mismatch
+                reason = str(exc).split(":")[0] if str(exc) else type(exc).__name__
+                errors.append(f"{policy.key_label(keyid)}: {reason[:80]}")
+    raise BundleInvalid(
+        "build",
+        f"{MODEL_BUNDLE} does not verify the model with a key the policy allows for the build",
+        where=str(model_dir / MODEL_BUNDLE),
+        expected="a model-signing bundle over model.rtm by "
+        + ", ".join(policy.key_label(k) for k in rule.functionaries),
+        found="; ".join(errors),
+    )
+
+
 def verify_dataset_subjects(
     statement: Statement, predicate: DatasetPredicate, repo_root: Path | None, notes: list[str]
 ) -> str:
@@ -283,6 +333,14 @@ def verify_dataset_subjects(
             "dataset subject disagrees with its predicate",
             expected=f"dataset/{predicate.name} {predicate.dataset_digest}",
             found=f"{subject.name} sha256:{subject.sha256}" if subject else "no such subject",
+        )
+    manifest_subject = statement.subject(predicate.manifest_uri)
+    if manifest_subject is None or manifest_subject.sha256 != predicate.manifest_sha256:
+        raise SubjectDigestMismatch(
+            link,
+            "manifest subject disagrees with its predicate",
+            expected=f"{predicate.manifest_uri} sha256 {predicate.manifest_sha256}",
+            found=f"sha256 {manifest_subject.sha256}" if manifest_subject else "no such subject",
         )
     if repo_root is None:
         notes.append("dataset: no repository given, manifest and data not checked")
@@ -395,6 +453,10 @@ class _Check:
     def __enter__(self) -> _Check:
         return self
 
+    def skip(self, reason: str) -> None:
+        """Record the check as not run (its inputs are untrusted or absent)."""
+        self.results.append(CheckResult(self.link, self.name, True, message=reason, skipped=True))
+
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
     ) -> bool:
@@ -405,9 +467,11 @@ class _Check:
         if not isinstance(exc, RetrainError):
             return False
         prefix = "" if isinstance(exc, LinkCheckFailed) else f"[{self.link}] {self.name}: "
+        # A chain failure belongs to the link whose claim broke it.
+        link = exc.link if isinstance(exc, LinkCheckFailed) and self.link == "chain" else self.link
         self.results.append(
             CheckResult(
-                self.link,
+                link,
                 self.name,
                 False,
                 message=prefix + exc.diagnostics(),
@@ -442,13 +506,20 @@ def _verify_link(
     result.statement = statement
     with _Check(results, link, "payload-type"):
         verify_payload_type(link, envelope)
-    with _Check(results, link, "signature-threshold"):
+    with (signed := _Check(results, link, "signature-threshold")):
         result.signers = verify_signature_threshold(link, envelope, rule, policy)
     with (check := _Check(results, link, "predicate-schema")):
         predicate = verify_predicate(link, statement, rule, str(path))
     if not check.ok:
         return result
+    if not signed.ok:
+        # An unsigned statement must not choose which files the verifier reads.
+        _Check(results, link, "subject-digest").skip(
+            "skipped: the statement's signature did not verify"
+        )
+        return result
     result.predicate = predicate
+    result.trusted = True
     with _Check(results, link, "subject-digest"):
         if link == "dataset":
             result.subject = f"dataset/{predicate.name} {predicate.dataset_digest[:19]}"
@@ -479,6 +550,15 @@ def _verify_link(
             )
             result.detail = f"{shown} on {predicate.holdout_rows} holdout rows"
             verify_file_subjects(link, statement, model_dir, (predicate.model_name,))
+    if link == "build":
+        bundle = model_dir / MODEL_BUNDLE
+        check = _Check(results, link, "model-bundle")
+        if not bundle.is_file():
+            check.skip(f"skipped: no {MODEL_BUNDLE} beside the model")
+            notes.append(f"build: no {MODEL_BUNDLE}; the Sigstore bundle was not checked")
+        else:
+            with check:
+                verify_model_bundle(model_dir, rule, policy)
     return result
 
 
@@ -500,8 +580,13 @@ def verify_model(
         link: _verify_link(link, rule, policy, model_dir, repo_root, results, notes)
         for link, rule in policy.steps.items()
     }
-    with _Check(results, "chain", "chain"):
-        verify_chain_links(links)
+    chain = _Check(results, "chain", "chain")
+    untrusted = [name for name, link in links.items() if not link.trusted]
+    if untrusted:
+        chain.skip(f"skipped: link(s) {', '.join(untrusted)} did not verify")
+    else:
+        with chain:
+            verify_chain_links(links)
     return VerificationReport(
         model_dir=str(model_dir),
         policy=policy_where,

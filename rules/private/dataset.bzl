@@ -27,7 +27,7 @@ def _dataset_impl(ctx):
     in_repo = all([f.owner.workspace_root == "" for f in ctx.files.srcs])
     args = ctx.actions.args()
     args.add("--manifest", ctx.file.manifest)
-    args.add("--manifest-uri", ctx.file.manifest.short_path)
+    args.add("--manifest-uri", _repo_relative(ctx.file.manifest))
     args.add("--location", "repo" if in_repo else "store")
     args.add("--root", root)
     args.add_all(file_args, before_each = "--file")

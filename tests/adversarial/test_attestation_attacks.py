@@ -10,7 +10,9 @@ traceback ever reaches the terminal.
 
 | attack                                         | failing checks                               | exit |
 |------------------------------------------------|----------------------------------------------|------|
-| flip a byte of model.rtm                       | build + evaluation subject-digest            | 1    |
+| flip a byte of model.rtm                       | build + evaluation subject-digest, bundle    | 1    |
+| flip a byte of model.sig (the Sigstore bundle) | build model-bundle                           | 1    |
+| model.sig of another model                     | build model-bundle                           | 1    |
 | flip a byte of metrics.json                    | build subject-digest                         | 1    |
 | flip a byte of a data file                     | dataset subject-digest                       | 1    |
 | edit the manifest                              | dataset subject-digest                       | 1    |
@@ -20,7 +22,7 @@ traceback ever reaches the terminal.
 | sign evaluation with a key not allowed for it  | evaluation signature-threshold               | 1    |
 | signed envelope with the wrong payloadType     | build payload-type                           | 1    |
 | dataset envelope put in the evaluation link    | evaluation predicate-schema                  | 1    |
-| replay another model's signed evaluation       | evaluation subject-digest, chain             | 1    |
+| replay another model's signed evaluation       | evaluation subject-digest, evaluation chain  | 1    |
 | unsigned payloads shaped to break the parser   | signature-threshold + predicate-schema       | 1    |
 | truncated / non-JSON / empty / mixed envelopes | envelope                                     | 2    |
 | payload nested too deep for the JSON parser    | envelope                                     | 2    |
@@ -243,10 +245,7 @@ def assert_refused(outcome: Outcome, exit_code: int, checks: list[tuple[str, str
     assert summary.startswith(f"FAILED: {len(checks)} check(s) failed for ")
     assert len(lines) == len(checks)
     for line, failure in zip(lines, outcome.report["failures"], strict=True):
-        # The report files a broken chain under "chain"; the line names the link that broke it.
-        links = ("build", "evaluation") if failure["link"] == "chain" else (failure["link"],)
-        prefixes = tuple(f"retrain: verify: [{link}] {failure['check']}: " for link in links)
-        assert line.startswith(prefixes), line
+        assert line.startswith(f"retrain: verify: [{failure['link']}] {failure['check']}: "), line
         assert failure["expected"] and failure["found"], line
         assert f"expected {failure['expected']}, found {failure['found']}" in line, line
     return lines
@@ -271,13 +270,49 @@ def test_flipped_model_byte_fails_build_and_evaluation_subject_digest(
 ) -> None:
     flip_model_byte(model_dir)
 
-    lines = assert_refused(
+    digest_a, bundle, digest_b = assert_refused(
         verify(capsys, model_dir, test_policy_path),
         1,
-        [("build", "subject-digest"), ("evaluation", "subject-digest")],
+        [("build", "subject-digest"), ("build", "model-bundle"), ("evaluation", "subject-digest")],
     )
 
-    assert all("model.rtm does not match the attested digest" in line for line in lines)
+    assert "model.rtm does not match the attested digest" in digest_a
+    assert "model.rtm does not match the attested digest" in digest_b
+    assert "model.sig does not verify the model" in bundle
+
+
+def test_flipped_bundle_byte_fails_build_model_bundle(
+    capsys: pytest.CaptureFixture[str], model_dir: Path, test_policy_path: Path
+) -> None:
+    bundle = model_dir / "model.sig"
+    raw = json.loads(bundle.read_text())
+    sig = bytearray(base64.b64decode(raw["dsseEnvelope"]["signatures"][0]["sig"]))
+    sig[10] ^= 0x01
+    raw["dsseEnvelope"]["signatures"][0]["sig"] = base64.b64encode(bytes(sig)).decode()
+    bundle.write_text(json.dumps(raw))
+
+    (line,) = assert_refused(
+        verify(capsys, model_dir, test_policy_path), 1, [("build", "model-bundle")]
+    )
+
+    assert "model.sig" in line
+
+
+def test_bundle_of_another_model_fails_build_model_bundle(
+    capsys: pytest.CaptureFixture[str],
+    model_dir: Path,
+    test_policy_path: Path,
+    test_signing_key: KeyPairPaths,
+    tmp_path: Path,
+) -> None:
+    from retrain.attest.sign import sign_model_bundle
+
+    other = tmp_path / "other" / "model.rtm"
+    other.parent.mkdir()
+    other.write_bytes(b"another model's bytes")
+    sign_model_bundle(other, test_signing_key.private, model_dir / "model.sig")
+
+    assert_refused(verify(capsys, model_dir, test_policy_path), 1, [("build", "model-bundle")])
 
 
 def test_flipped_metrics_byte_fails_build_subject_digest(
@@ -373,9 +408,17 @@ def test_chain_resigned_by_an_unknown_key_fails_every_links_signature_threshold(
     assert all(f"a signature by unknown key {rogue}" in line for line in lines)
 
 
+def bundle_by(model_dir: Path, pair: KeyPairPaths) -> None:
+    """Re-sign model.sig with ``pair``: the policies below allow only their own keys for the build."""
+    from retrain.attest.sign import sign_model_bundle
+
+    sign_model_bundle(model_dir / "model.rtm", pair.private, model_dir / "model.sig")
+
+
 @pytest.fixture
-def step_policy(tmp_path: Path, keys: dict[str, KeyPairPaths]) -> Path:
+def step_policy(tmp_path: Path, model_dir: Path, keys: dict[str, KeyPairPaths]) -> Path:
     """The build key signs dataset and build; only the eval key may sign the evaluation."""
+    bundle_by(model_dir, keys["build"])
     return write_policy(
         tmp_path / "steps.json",
         [("build-key", keys["build"]), ("eval-key", keys["eval"])],
@@ -420,8 +463,9 @@ def test_evaluation_signed_by_the_eval_key_passes_the_same_policy(
 
 
 @pytest.fixture
-def two_of_two_policy(tmp_path: Path, keys: dict[str, KeyPairPaths]) -> Path:
+def two_of_two_policy(tmp_path: Path, model_dir: Path, keys: dict[str, KeyPairPaths]) -> Path:
     """Both keys may sign every step; the build needs two distinct signatures."""
+    bundle_by(model_dir, keys["build"])
     return write_policy(
         tmp_path / "threshold.json",
         [("build-key", keys["build"]), ("eval-key", keys["eval"])],
@@ -568,7 +612,7 @@ def test_replayed_evaluation_of_another_model_fails_subject_digest_and_chain(
     subject, chain = assert_refused(
         verify(capsys, model_dir, test_policy_path),
         1,
-        [("evaluation", "subject-digest"), ("chain", "chain")],
+        [("evaluation", "subject-digest"), ("evaluation", "chain")],
     )
 
     assert "model.rtm does not match the attested digest" in subject

@@ -15,6 +15,7 @@ from securesystemslib.dsse import Envelope
 from securesystemslib.signer import CryptoSigner
 
 from retrain.attest.errors import (
+    BundleInvalid,
     ChainLinkBroken,
     LinkCheckFailed,
     LinkMissing,
@@ -146,6 +147,7 @@ def test_every_check_error_names_its_check_and_fails_with_exit_1() -> None:
         SignatureThresholdNotMet,
         PredicateInvalid,
         SubjectDigestMismatch,
+        BundleInvalid,
         ChainLinkBroken,
     )
     assert sorted(error.check for error in errors) == sorted(set(CHECKS) - {"envelope"})

@@ -892,7 +892,7 @@ def test_profile_of_null_bool_and_timestamp_columns_matches_the_schema() -> None
     raw = _dataset_predicate(table, root=None).to_dict()
 
     assert [sorted(c) for c in raw["quality"]["columns"]] == [
-        ["max", "mean", "min", "name", "null_rate", "nulls", "type"],
+        ["infinite", "max", "mean", "min", "name", "nan", "null_rate", "nulls", "type"],
         ["name", "null_rate", "nulls", "type"],
         ["name", "null_rate", "nulls", "type"],
         ["distinct", "name", "null_rate", "nulls", "type"],
