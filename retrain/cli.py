@@ -344,7 +344,7 @@ def sign(model_dir: Path, key_paths: tuple[Path, ...], append: bool, keyless: bo
     """
     import os
 
-    from retrain.attest.envelope import read_envelopes
+    from retrain.attest.envelope import read_link_envelope
     from retrain.attest.keys import ensure_dev_key, load_signer
     from retrain.attest.sign import LINK_FILES, MODEL_BUNDLE, sign_chain
 
@@ -362,7 +362,7 @@ def sign(model_dir: Path, key_paths: tuple[Path, ...], append: bool, keyless: bo
     for link, name in LINK_FILES.items():
         path = model_dir / name
         if path.exists():
-            existing[link] = read_envelopes(path)[0]
+            existing[link] = read_link_envelope(path)
     if not existing:
         raise click.UsageError(f"{model_dir} holds no *.intoto.jsonl statements to sign")
     statements = {link: envelope.payload for link, envelope in existing.items()}
@@ -406,11 +406,19 @@ def policy() -> None:
     metavar="STEP=N",
     help="Signatures a step needs (default 1).",
 )
+@click.option(
+    "--steps",
+    "required_steps",
+    default="dataset,holdout,build,evaluation",
+    show_default=True,
+    help="The links a model's chain must have (a pipeline without a pinned holdout has no holdout link).",
+)
 @click.option("--expires", required=True, help="Expiry, YYYY-MM-DDTHH:MM:SSZ (UTC).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
 def policy_init(
     keys: tuple[str, ...],
     steps: tuple[str, ...],
+    required_steps: str,
     thresholds: tuple[str, ...],
     expires: str,
     output: Path,
@@ -439,6 +447,7 @@ def policy_init(
         expires=parse_time(expires, where="--expires", ctx="--expires"),
         step_keys=step_keys,
         thresholds=limits,
+        steps=tuple(s for s in required_steps.split(",") if s),
     )
     TrustPolicy.from_dict(built.to_dict(), where=str(output))  # the written policy must load
     atomic_write_json(output, built.to_dict())

@@ -75,6 +75,10 @@ class Evaluation:
 def evaluate_model(
     model: Model, recipe: TrainingRecipe, table: pa.Table, *, where: str = "dataset"
 ) -> Evaluation:
+    if recipe.split is None:
+        raise DataError(
+            "the recipe declares no split, so this dataset has no holdout rows", where=where
+        )
     mask = holdout_mask(table, recipe.split, where=where)
     holdout = table.filter(pa.array(mask))
     if holdout.num_rows == 0:

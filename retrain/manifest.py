@@ -17,7 +17,7 @@ import os
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from retrain.digest import dataset_digest, sha256_files
 from retrain.errors import (
@@ -29,6 +29,7 @@ from retrain.errors import (
     RetrainError,
     SchemaMismatch,
 )
+from retrain.paths import validate_relative_path
 from retrain.tabular import (
     SchemaField,
     describe_schema_difference,
@@ -63,36 +64,6 @@ _TOP_KEYS = {
     "origin",
 }
 _ENTRY_KEYS = {"path", "sha256", "size", "rows", "uri"}
-
-
-def validate_relative_path(path: object, *, where: str) -> str:
-    """A dataset path must be relative, normalized POSIX and stay inside the root."""
-    if not isinstance(path, str) or not path:
-        raise ManifestError("file path must be a non-empty string", where=where, found=repr(path))
-    if "\\" in path or "\0" in path:
-        raise PathEscapeError(
-            f"file path {path!r} has a backslash or NUL", where=where, hint="use '/' separators"
-        )
-    if path.startswith("/") or re.match(r"^[A-Za-z]:", path):
-        raise PathEscapeError(
-            f"file path {path!r} is absolute and escapes the dataset root",
-            where=where,
-            expected="a path relative to the dataset root",
-        )
-    parts = path.split("/")
-    if any(p == ".." for p in parts):
-        raise PathEscapeError(
-            f"file path {path!r} escapes the dataset root through '..'",
-            where=where,
-            expected="a path relative to the dataset root",
-        )
-    if any(p in ("", ".") for p in parts):
-        raise ManifestError(
-            f"file path {path!r} is not normalized",
-            where=where,
-            expected=repr(str(PurePosixPath(path))),
-        )
-    return path
 
 
 def _is_int(value: object) -> bool:

@@ -31,11 +31,13 @@ __all__ = [
     "CalibrationBin",
     "Estimate",
     "bootstrap_counts",
+    "bootstrap_samples",
     "calibration_curve",
     "estimate_metrics",
     "paired_differences",
     "point_metrics",
     "resampled_metrics",
+    "summarize",
 ]
 
 METRIC_NAMES = ("auc", "accuracy", "log_loss", "brier", "ece")
@@ -48,8 +50,9 @@ HIGHER_IS_BETTER: Mapping[str, bool] = {
 }
 ECE_BINS = 10
 _EPS = float(np.finfo(np.float64).eps)
-# Bound the (resamples x rows) float64 matrix a batch holds to ~160 MB.
-_BATCH_CELLS = 20_000_000
+# Bound the (resamples x rows) matrices a batch holds: 8M cells is 64 MB per
+# float64 copy, a few hundred MB at peak.
+_BATCH_CELLS = 8_000_000
 
 
 @dataclass(frozen=True)
@@ -64,10 +67,14 @@ class Estimate:
     undefined: int = 0  # resamples where the metric was undefined (e.g. one class)
 
     def to_dict(self) -> dict[str, Any]:
+        # Undefined (e.g. AUC of a one-class slice) is null, never NaN, in JSON.
+        def finite(x: float) -> float | None:
+            return x if np.isfinite(x) else None
+
         return {
-            "value": self.value,
-            "ci_low": self.low,
-            "ci_high": self.high,
+            "value": finite(self.value),
+            "ci_low": finite(self.low),
+            "ci_high": finite(self.high),
             "confidence": self.confidence,
             "resamples": self.resamples,
             "undefined_resamples": self.undefined,
@@ -90,6 +97,10 @@ class CalibrationBin:
             "mean_predicted": self.mean_predicted,
             "fraction_positive": self.fraction_positive,
         }
+
+
+def _row_sums(m: np.ndarray) -> np.ndarray:
+    return np.fromiter((row.sum() for row in m), dtype=np.float64, count=m.shape[0])
 
 
 def _check(y: np.ndarray, p: np.ndarray) -> None:
@@ -120,46 +131,53 @@ class _Prepared:
         self.order = np.argsort(p, kind="stable")
         sorted_p = p[self.order]
         self.group_starts = np.flatnonzero(np.r_[True, sorted_p[1:] != sorted_p[:-1]])
+        self.ties = self.group_starts.size < self.n
         self.y_sorted = y[self.order]
-        # ECE: rows grouped by probability bin.
-        self.bin_order = np.argsort(_bins(p), kind="stable")
-        bins_sorted = _bins(p)[self.bin_order]
-        self.bin_starts = np.flatnonzero(np.r_[True, bins_sorted[1:] != bins_sorted[:-1]])
-        self.y_binned = y[self.bin_order]
-        self.p_binned = p[self.bin_order]
+        # ECE: the rows of each probability bin, and their (label - probability).
+        bins = _bins(p)
+        self.bin_rows = [np.flatnonzero(bins == k) for k in range(ECE_BINS)]
+        self.bin_residual = [(y - p)[rows] for rows in self.bin_rows]
 
     def metrics(self, counts: np.ndarray) -> dict[str, np.ndarray]:
-        """Each metric for each row of ``counts`` (resamples x rows, row weights)."""
+        """Each metric for each row of ``counts`` (resamples x rows of row weights).
+
+        Element-wise work runs on the whole batch at once; every per-resample
+        total is a 1-d pairwise sum of that resample's own row (``_row_sums``)
+        and every running total a per-row cumsum or reduceat, so the bits of
+        a resample's metrics never depend on which batch it was in.
+        """
         w = counts.astype(np.float64)
-        total = w.sum(axis=1)
+        total = _row_sums(w)
         out = {
-            "accuracy": (w @ self.correct) / total,
-            "log_loss": (w @ self.logloss) / total,
-            "brier": (w @ self.sqerr) / total,
+            "accuracy": _row_sums(w * self.correct) / total,
+            "log_loss": _row_sums(w * self.logloss) / total,
+            "brier": _row_sums(w * self.sqerr) / total,
         }
-        ws = w[:, self.order]
-        pos = np.add.reduceat(ws * self.y_sorted, self.group_starts, axis=1)
-        neg = np.add.reduceat(ws * (1.0 - self.y_sorted), self.group_starts, axis=1)
+        ws = counts[:, self.order].astype(np.float64)
+        pos = ws * self.y_sorted
+        neg = ws - pos
+        if self.ties:
+            pos = np.add.reduceat(pos, self.group_starts, axis=1)
+            neg = np.add.reduceat(neg, self.group_starts, axis=1)
         below = np.cumsum(neg, axis=1) - neg
-        n_pos, n_neg = pos.sum(axis=1), neg.sum(axis=1)
+        n_pos, n_neg = _row_sums(pos), _row_sums(neg)
         with np.errstate(invalid="ignore", divide="ignore"):
             out["auc"] = np.where(
                 (n_pos > 0) & (n_neg > 0),
-                (pos * (below + 0.5 * neg)).sum(axis=1) / (n_pos * n_neg),
+                _row_sums(pos * (below + 0.5 * neg)) / (n_pos * n_neg),
                 np.nan,
             )
-        wb = w[:, self.bin_order]
-        gap = np.add.reduceat(wb * self.y_binned, self.bin_starts, axis=1) - np.add.reduceat(
-            wb * self.p_binned, self.bin_starts, axis=1
-        )
-        out["ece"] = np.abs(gap).sum(axis=1) / total
+        gaps = np.empty((w.shape[0], ECE_BINS))
+        for k, rows in enumerate(self.bin_rows):
+            gaps[:, k] = _row_sums(w[:, rows] * self.bin_residual[k])
+        out["ece"] = _row_sums(np.abs(gaps)) / total
         return out
 
 
 def point_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     """Every metric on the holdout itself (all row weights 1)."""
     prepared = _Prepared(y, p)
-    values = prepared.metrics(np.ones((1, prepared.n)))
+    values = prepared.metrics(np.ones((1, prepared.n), dtype=np.int32))
     return {name: float(values[name][0]) for name in METRIC_NAMES}
 
 
@@ -175,24 +193,56 @@ def bootstrap_counts(n: int, resamples: int, seed: int) -> Iterator[np.ndarray]:
         yield counts
 
 
+def bootstrap_samples(
+    y: np.ndarray,
+    predictions: Mapping[str, np.ndarray],
+    masks: Mapping[str, np.ndarray | None],
+    *,
+    resamples: int,
+    seed: int,
+) -> dict[tuple[str, str], dict[str, np.ndarray]]:
+    """Every metric over ``resamples`` resamples, for every (model, row subset) pair.
+
+    The resamples are drawn once, over the whole holdout, and shared by every
+    model and every subset (slice): the comparisons are paired, and slices
+    see the rows each resample drew of them. A subset with no rows in a
+    resample gets NaN for it.
+    """
+    subsets = {
+        label: (np.arange(y.size) if mask is None else np.flatnonzero(mask))
+        for label, mask in masks.items()
+    }
+    prepared = {
+        (model, label): _Prepared(y[rows], p[rows])
+        for model, p in predictions.items()
+        for label, rows in subsets.items()
+        if rows.size
+    }
+    parts: dict[tuple[str, str], dict[str, list[np.ndarray]]] = {
+        key: {name: [] for name in METRIC_NAMES} for key in prepared
+    }
+    for counts in bootstrap_counts(y.size, resamples, seed):
+        for label, rows in subsets.items():
+            if not rows.size:
+                continue
+            sub = counts if rows.size == y.size else counts[:, rows]
+            empty = np.logical_not(np.any(sub, axis=1))  # drew none of this slice: undefined
+            safe = np.where(empty[:, None], 1, sub) if empty.any() else sub
+            for model in predictions:
+                values = prepared[(model, label)].metrics(safe)
+                for name in METRIC_NAMES:
+                    parts[(model, label)][name].append(np.where(empty, np.nan, values[name]))
+    return {
+        key: {name: np.concatenate(v) for name, v in metrics.items()}
+        for key, metrics in parts.items()
+    }
+
+
 def resampled_metrics(
     y: np.ndarray, p: np.ndarray, *, resamples: int, seed: int, mask: np.ndarray | None = None
 ) -> dict[str, np.ndarray]:
-    """Each metric over ``resamples`` bootstrap resamples of the holdout.
-
-    With ``mask``, the metrics are those of the masked rows (a slice) under
-    the same resampling of the whole holdout, as a paired analysis needs.
-    """
-    rows = np.arange(y.size) if mask is None else np.flatnonzero(mask)
-    prepared = _Prepared(y[rows], p[rows])
-    chunks: dict[str, list[np.ndarray]] = {name: [] for name in METRIC_NAMES}
-    for counts in bootstrap_counts(y.size, resamples, seed):
-        sub = counts[:, rows]
-        empty = sub.sum(axis=1) == 0
-        values = prepared.metrics(np.where(empty[:, None], 1, sub))
-        for name in METRIC_NAMES:
-            chunks[name].append(np.where(empty, np.nan, values[name]))
-    return {name: np.concatenate(parts) for name, parts in chunks.items()}
+    """Each metric over ``resamples`` bootstrap resamples of the holdout (or of a slice)."""
+    return bootstrap_samples(y, {"m": p}, {"s": mask}, resamples=resamples, seed=seed)[("m", "s")]
 
 
 def paired_differences(
@@ -205,9 +255,10 @@ def paired_differences(
     mask: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """candidate - champion for each metric, both scored on the same resamples."""
-    a = resampled_metrics(y, p_candidate, resamples=resamples, seed=seed, mask=mask)
-    b = resampled_metrics(y, p_champion, resamples=resamples, seed=seed, mask=mask)
-    return {name: a[name] - b[name] for name in METRIC_NAMES}
+    s = bootstrap_samples(
+        y, {"a": p_candidate, "b": p_champion}, {"s": mask}, resamples=resamples, seed=seed
+    )
+    return {name: s[("a", "s")][name] - s[("b", "s")][name] for name in METRIC_NAMES}
 
 
 def interval(samples: np.ndarray, confidence: float) -> tuple[float, float, int]:
@@ -219,6 +270,11 @@ def interval(samples: np.ndarray, confidence: float) -> tuple[float, float, int]
     tail = (1.0 - confidence) / 2.0 * 100.0
     low, high = np.percentile(defined, [tail, 100.0 - tail])
     return float(low), float(high), undefined
+
+
+def summarize(point: float, samples: np.ndarray, *, confidence: float) -> Estimate:
+    low, high, undefined = interval(samples, confidence)
+    return Estimate(point, low, high, confidence, int(samples.size), undefined)
 
 
 def estimate_metrics(
@@ -236,11 +292,9 @@ def estimate_metrics(
         raise DataError("slice is empty", expected="at least one row")
     points = point_metrics(y[rows], p[rows])
     samples = resampled_metrics(y, p, resamples=resamples, seed=seed, mask=mask)
-    out = {}
-    for name in METRIC_NAMES:
-        low, high, undefined = interval(samples[name], confidence)
-        out[name] = Estimate(points[name], low, high, confidence, resamples, undefined)
-    return out
+    return {
+        name: summarize(points[name], samples[name], confidence=confidence) for name in METRIC_NAMES
+    }
 
 
 def calibration_curve(y: np.ndarray, p: np.ndarray) -> list[CalibrationBin]:

@@ -119,23 +119,25 @@ class TrainingRecipe:
     name: str
     label: LabelSpec
     features: tuple[FeatureSpec, ...]
-    split: SplitSpec
+    split: SplitSpec | None
     estimator: str
     params: Mapping[str, Any] = field(default_factory=dict)
     seed: int = 0
     description: str = ""
 
     def to_dict(self) -> dict[str, object]:
-        return {
+        out: dict[str, object] = {
             "recipe_version": RECIPE_VERSION,
             "name": self.name,
             "description": self.description,
             "label": self.label.to_dict(),
             "features": [f.to_dict() for f in self.features],
-            "split": self.split.to_dict(),
             "estimator": {"type": self.estimator, "params": dict(sorted(self.params.items()))},
             "seed": self.seed,
         }
+        if self.split is not None:
+            out["split"] = self.split.to_dict()
+        return out
 
     @classmethod
     def from_dict(cls, raw: object, *, where: str) -> TrainingRecipe:
@@ -144,8 +146,8 @@ class TrainingRecipe:
             obj,
             where,
             "recipe",
-            required={"recipe_version", "name", "label", "features", "split", "estimator", "seed"},
-            optional={"description"},
+            required={"recipe_version", "name", "label", "features", "estimator", "seed"},
+            optional={"description", "split"},
         )
         version = obj["recipe_version"]
         if type(version) is not int or version != RECIPE_VERSION:
@@ -198,30 +200,9 @@ class TrainingRecipe:
             seen.add(fname)
             features.append(FeatureSpec(fname, kind))
 
-        sp = _obj(obj["split"], where, "split")
-        _keys(sp, where, "split", required={"method", "key", "holdout_fraction", "salt"})
-        if sp["method"] != "key_hash":
-            raise RecipeError(
-                "split.method", where=where, expected="'key_hash'", found=repr(sp["method"])
-            )
-        frac = sp["holdout_fraction"]
-        if not isinstance(frac, _Num) or isinstance(frac, bool) or not 0.0 < float(frac) < 1.0:
-            raise RecipeError(
-                "split.holdout_fraction",
-                where=where,
-                expected="a number in (0, 1)",
-                found=repr(frac),
-            )
-        split = SplitSpec(
-            key=_str(sp["key"], where, "split.key"),
-            holdout_fraction=float(frac),
-            salt=_int(sp["salt"], where, "split.salt", lo=0, hi=2**64 - 1),
-        )
-        if split.key in seen or split.key == label.column:
-            raise RecipeError(
-                f"split.key {split.key!r} must not be a feature or the label", where=where
-            )
+        split = _parse_split(obj, seen, label, where) if "split" in obj else None
 
+        est = _obj(obj["estimator"], where, "estimator")
         est = _obj(obj["estimator"], where, "estimator")
         _keys(est, where, "estimator", required={"type"}, optional={"params"})
         etype = est["type"]
@@ -262,6 +243,33 @@ class TrainingRecipe:
             seed=seed,
             description=description,
         )
+
+
+def _parse_split(obj: dict[str, Any], seen: set[str], label: LabelSpec, where: str) -> SplitSpec:
+    sp = _obj(obj["split"], where, "split")
+    _keys(sp, where, "split", required={"method", "key", "holdout_fraction", "salt"})
+    if sp["method"] != "key_hash":
+        raise RecipeError(
+            "split.method", where=where, expected="'key_hash'", found=repr(sp["method"])
+        )
+    frac = sp["holdout_fraction"]
+    if not isinstance(frac, _Num) or isinstance(frac, bool) or not 0.0 < float(frac) < 1.0:
+        raise RecipeError(
+            "split.holdout_fraction",
+            where=where,
+            expected="a number in (0, 1)",
+            found=repr(frac),
+        )
+    split = SplitSpec(
+        key=_str(sp["key"], where, "split.key"),
+        holdout_fraction=float(frac),
+        salt=_int(sp["salt"], where, "split.salt", lo=0, hi=2**64 - 1),
+    )
+    if split.key in seen or split.key == label.column:
+        raise RecipeError(
+            f"split.key {split.key!r} must not be a feature or the label", where=where
+        )
+    return split
 
 
 def _obj(value: object, where: str, key: str) -> dict[str, Any]:

@@ -116,14 +116,19 @@ def train_model(
     lineage: Mapping[str, Any],
     where: str = "dataset",
 ) -> tuple[Model, TrainReport]:
-    mask = holdout_mask(table, recipe.split, where=where)
+    # With a split, the recipe holds out part of this dataset; without one,
+    # every row trains and the holdout is a dataset of its own.
+    if recipe.split is not None:
+        mask = holdout_mask(table, recipe.split, where=where)
+    else:
+        mask = np.zeros(table.num_rows, dtype=bool)
     train = table.filter(pa.array(~mask))
+    if train.num_rows == 0:
+        raise DataError("no training rows after the holdout split", where=where)
     y = label_vector(train, recipe.label, where=where)
     # Labels are checked on the holdout too, so a bad label fails training,
     # not a later evaluation.
     label_vector(table.filter(pa.array(mask)), recipe.label, where=where)
-    if train.num_rows == 0:
-        raise DataError("no training rows after the holdout split", where=where)
     positives = int(y.sum())
     if positives in (0, train.num_rows):
         raise DataError(

@@ -11,7 +11,9 @@ VENV="$ROOT/.venv"
 # The Debian packages retrain needs: Bazel itself, a Python 3.11 with venv
 # and pip (for the locked environments), git (source identity in provenance)
 # and openssl (the hashing benchmark's peer).
-APT_PACKAGES=(bazel-bootstrap python3 python3-venv python3-pip git openssl ca-certificates)
+APT_PACKAGES=(bazel-bootstrap python3 python3-venv python3-pip git openssl ca-certificates
+  chromium # the report test renders the HTML report in headless Chromium
+)
 
 log() { printf 'retrain-setup: %s\n' "$*" >&2; }
 die() { printf 'retrain-setup: error: %s\n' "$*" >&2; exit 2; }

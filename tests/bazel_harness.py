@@ -18,8 +18,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-CANDIDATE_FILES = ("model.rtm", "train_report.json", "metrics.json", "provenance.json")
-SIGNED_LINKS = ("dataset.intoto.jsonl", "provenance.intoto.jsonl", "evaluation.intoto.jsonl")
+CANDIDATE_FILES = (
+    "model.rtm",
+    "train_report.json",
+    "metrics.json",
+    "gates.txt",
+    "report.html",
+    "provenance.json",
+)
+SIGNED_LINKS = (
+    "dataset.intoto.jsonl",
+    "holdout.intoto.jsonl",
+    "provenance.intoto.jsonl",
+    "evaluation.intoto.jsonl",
+)
 _COPY_IGNORE = shutil.ignore_patterns(
     ".git",
     ".venv",

@@ -23,7 +23,7 @@ from retrain.errors import InputError, RetrainError
 
 _VERIFIED_SCHEMA = "https://retrain.dev/dataset-verification/v1"
 _REPORT_SCHEMA = "https://retrain.dev/train-report/v1"
-_METRICS_SCHEMA = "https://retrain.dev/metrics/v1"
+_METRICS_SCHEMA = "https://retrain.dev/metrics/v2"
 
 
 def _pairs(values: Sequence[str], flag: str) -> dict[str, Path]:
@@ -47,16 +47,19 @@ def _read_json(path: str) -> Any:
         raise InputError(f"malformed JSON at line {exc.lineno}: {exc.msg}", where=path) from None
 
 
-def _load_dataset(args: argparse.Namespace) -> tuple[Any, Any]:
+def _load_dataset(args: argparse.Namespace, prefix: str = "") -> tuple[Any, Any]:
+    """The dataset named by --[PREFIX]manifest/root/file, verified, as (manifest, table)."""
     from retrain.dataset import load_verified_table
     from retrain.manifest import load_manifest, sandbox_containment
 
-    manifest = load_manifest(args.manifest)
+    manifest_path = getattr(args, f"{prefix}manifest")
+    root = getattr(args, f"{prefix}root")
+    manifest = load_manifest(manifest_path)
     table = load_verified_table(
         manifest,
-        _pairs(args.file, "--file"),
-        containment=sandbox_containment(args.root, manifest=args.manifest),
-        manifest_where=args.manifest,
+        _pairs(getattr(args, f"{prefix}file"), f"--{prefix.replace('_', '-')}file"),
+        containment=sandbox_containment(root, manifest=manifest_path),
+        manifest_where=manifest_path,
     )
     return manifest, table
 
@@ -67,10 +70,46 @@ _DATASET_CHECKS = ("listed-files", "containment", "size", "sha256", "rows", "sch
 def cmd_verify_dataset(args: argparse.Namespace) -> None:
     from retrain.attest.predicates import DATASET_V1, DatasetPredicate
     from retrain.attest.statement import ResourceDescriptor, Statement
-    from retrain.quality import profile_table
+    from retrain.quality import load_quality_spec, profile_table, run_quality_checks
 
     manifest, table = _load_dataset(args)
     manifest_sha = sha256_file(args.manifest).sha256
+    quality: dict[str, Any] = {
+        "profile": profile_table(table),
+        "spec": None,
+        "checks": [],
+        "passed": True,
+    }
+    if args.quality:
+        spec = load_quality_spec(args.quality)
+        if spec.dataset != manifest.name:
+            raise InputError(
+                "quality spec is for another dataset",
+                where=args.quality,
+                expected=manifest.name,
+                found=spec.dataset,
+            )
+        reference = None
+        if spec.drift is not None:
+            if not args.reference_manifest:
+                raise InputError(
+                    f"the quality spec declares drift against {spec.drift.reference!r}; give the dataset rule a reference",
+                    where=args.quality,
+                )
+            ref_manifest, reference = _load_dataset(args, "reference_")
+            if ref_manifest.name != spec.drift.reference:
+                raise InputError(
+                    "drift reference",
+                    where=args.quality,
+                    expected=spec.drift.reference,
+                    found=ref_manifest.name,
+                )
+        verdicts = run_quality_checks(table, spec, reference=reference, where=manifest.name)
+        quality |= {
+            "spec": {"path": args.quality_uri, "sha256": sha256_file(args.quality).sha256},
+            "checks": [v.to_dict() for v in verdicts],
+            "passed": all(v.passed for v in verdicts),
+        }
     predicate = DatasetPredicate(
         name=manifest.name,
         dataset_digest=manifest.dataset_digest,
@@ -82,7 +121,7 @@ def cmd_verify_dataset(args: argparse.Namespace) -> None:
         schema_fingerprint=manifest.schema_fingerprint,
         root=args.root if args.location == "repo" else None,
         checks=_DATASET_CHECKS,
-        quality=profile_table(table),
+        quality=quality,
         verifier={"retrain": __version__},
     )
     statement = Statement(
@@ -150,52 +189,154 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    from retrain.evaluate import evaluate_model
+    """Validate the candidate on the holdout: contracts, metrics with intervals, champion, gates."""
+    from retrain.attest.predicates import EVALUATION_V2, EvaluationPredicate
+    from retrain.attest.statement import ResourceDescriptor, Statement
+    from retrain.gates import load_gate_spec
     from retrain.hermetic import pin_threads
     from retrain.recipe import load_recipe
     from retrain.serialize import read_model
+    from retrain.validation import validate_candidate
 
     pin_threads()
     recipe = load_recipe(args.recipe)
-    manifest, table = _load_dataset(args)
+    spec = load_gate_spec(args.gates)
+    holdout_manifest, holdout = _load_dataset(args)
+    training_manifest, training = _load_dataset(args, "train_")
     model = read_model(args.model)
-    evaluation = evaluate_model(model, recipe, table, where=manifest.name)
     model_sha = sha256_file(args.model).sha256
+    champion = None
+    if args.champion_model:
+        record = _read_json(args.champion_record)
+        champion_sha = sha256_file(args.champion_model).sha256
+        if record.get("model_sha256") != champion_sha:
+            raise InputError(
+                "champion model is not the one whose chain was verified",
+                where=args.champion_model,
+                expected=record.get("model_sha256"),
+                found=champion_sha,
+            )
+        champion = (champion_sha, read_model(args.champion_model))
+    quality_failures = []
+    for path in args.quality_statement:
+        statement = Statement.from_json_bytes(Path(path).read_bytes(), where=path)
+        quality = statement.predicate.get("quality", {})
+        name = statement.predicate.get("dataset", {}).get("name", path)
+        quality_failures += [
+            f"{name}: {c['check']}{'(' + c['column'] + ')' if c.get('column') else ''} measured {c['measured']}, expected {c['threshold']}"
+            for c in quality.get("checks", [])
+            if not c.get("passed", True)
+        ]
+    same = holdout_manifest.dataset_digest == training_manifest.dataset_digest
+    if same:
+        # One dataset for both: the recipe's split must say which rows are held out.
+        if recipe.split is None:
+            raise InputError(
+                "the holdout is the training dataset and the recipe declares no split",
+                where=args.recipe,
+                expected="a holdout dataset of its own, or a recipe split",
+                found=f"both {holdout_manifest.name}",
+            )
+        import pyarrow as pa
+
+        from retrain.split import holdout_mask
+
+        holdout = holdout.filter(
+            pa.array(holdout_mask(holdout, recipe.split, where=holdout_manifest.name))
+        )
+    result = validate_candidate(
+        model,
+        recipe,
+        holdout,
+        spec,
+        training=None if same else training,
+        training_name=training_manifest.name,
+        leakage_key=spec.leakage_key,
+        champion=champion,
+        quality_failures=quality_failures,
+        where=holdout_manifest.name,
+    )
+    results = result.to_dict()
     atomic_write_json(
         args.out,
         {
             "schema": _METRICS_SCHEMA,
-            "model": {"sha256": model_sha},
-            "dataset": {"name": manifest.name, "digest": manifest.dataset_digest},
-            "holdout": {
-                "rows": evaluation.rows,
-                "positives": evaluation.positives,
-                "split": recipe.split.to_dict(),
+            "model": {"name": Path(args.model).name, "sha256": model_sha},
+            "dataset": {"name": holdout_manifest.name, "digest": holdout_manifest.dataset_digest},
+            "training_dataset": {
+                "name": training_manifest.name,
+                "digest": training_manifest.dataset_digest,
             },
-            "metrics": dict(sorted(evaluation.metrics.items())),
-        },
+            "gate_spec": {"path": args.gates_uri, "sha256": sha256_file(args.gates).sha256},
+        }
+        | results,
     )
-    from retrain.attest.predicates import EVALUATION_V1, EvaluationPredicate
-    from retrain.attest.statement import ResourceDescriptor, Statement
-
-    model_name = Path(args.model).name
+    lines = [v.line() for v in result.verdicts]
+    failed = [v for v in result.verdicts if v.status == "failed"]
+    counts = {
+        s: sum(v.status == s for v in result.verdicts) for s in ("passed", "failed", "skipped")
+    }
+    lines.append(
+        f"{'PASSED' if result.passed else 'FAILED'}: {counts['passed']} passed, {counts['failed']} failed, "
+        f"{counts['skipped']} skipped"
+    )
+    atomic_write_bytes(args.out_gates, ("\n".join(lines) + "\n").encode())
     predicate = EvaluationPredicate(
-        model_name=model_name,
+        model_name=Path(args.model).name,
         model_sha256=model_sha,
-        dataset_name=manifest.name,
-        dataset_digest=manifest.dataset_digest,
-        holdout_rows=evaluation.rows,
-        holdout_positives=evaluation.positives,
-        metrics=evaluation.metrics,
+        dataset_name=holdout_manifest.name,
+        dataset_digest=holdout_manifest.dataset_digest,
+        training_dataset_name=training_manifest.name,
+        training_dataset_digest=training_manifest.dataset_digest,
         metrics_file=Path(args.out).name,
         metrics_sha256=sha256_file(args.out).sha256,
+        champion_sha256=result.champion_sha256,
+        gates_passed=result.passed,
+        failed_gates=tuple(f"{v.name}[{v.slice}]" if v.slice else v.name for v in failed),
+        results=results,
     )
     statement = Statement(
-        subjects=(ResourceDescriptor(name=model_name, digest={"sha256": model_sha}),),
-        predicate_type=EVALUATION_V1,
+        subjects=(ResourceDescriptor(name=Path(args.model).name, digest={"sha256": model_sha}),),
+        predicate_type=EVALUATION_V2,
         predicate=predicate.to_dict(),
     )
     atomic_write_bytes(args.out_statement, statement.to_json_bytes())
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from retrain.report import render_report
+
+    html = render_report(
+        metrics=_read_json(args.metrics),
+        train_report=_read_json(args.train_report),
+        datasets=[_read_json(p)["predicate"] for p in args.dataset_statement],
+        target=args.target,
+    )
+    atomic_write_bytes(args.out, html.encode("utf-8"))
+
+
+def cmd_verify_champion(args: argparse.Namespace) -> None:
+    """Verify the champion's chain before any number of it is trusted."""
+    from retrain.attest.policy import load_policy
+    from retrain.attest.verify import verify_model
+
+    model = Path(args.model)
+    policy = load_policy(args.policy)
+    report = verify_model(model.parent, policy, policy_where=args.policy, repo_root=None)
+    if not report.ok:
+        first = report.failures[0]
+        raise InputError(
+            f"champion's attestation does not verify ({len(report.failures)} failed check(s)); first: {first.message}",
+            where=str(model.parent),
+        )
+    atomic_write_json(
+        args.out,
+        {
+            "model_sha256": sha256_file(model).sha256,
+            "policy": {"path": args.policy, "sha256": sha256_file(args.policy).sha256},
+            "signers": {link.link: link.signers for link in report.links},
+        },
+    )
 
 
 def cmd_sign(args: argparse.Namespace) -> None:
@@ -348,13 +489,16 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="retrain-action", fromfile_prefix_chars="@")
     sub = p.add_subparsers(dest="command", required=True)
 
-    def data_args(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--manifest", required=True)
-        sp.add_argument("--root", default="")
-        sp.add_argument("--file", action="append", default=[])
+    def data_args(sp: argparse.ArgumentParser, prefix: str = "", required: bool = True) -> None:
+        sp.add_argument(f"--{prefix}manifest", required=required, default=None)
+        sp.add_argument(f"--{prefix}root", default="")
+        sp.add_argument(f"--{prefix}file", action="append", default=[])
 
     v = sub.add_parser("verify-dataset")
     data_args(v)
+    data_args(v, "reference-", required=False)
+    v.add_argument("--quality", default=None)
+    v.add_argument("--quality-uri", default=None)
     v.add_argument("--manifest-uri", required=True)
     v.add_argument("--location", choices=("repo", "store"), required=True)
     v.add_argument("--out", required=True)
@@ -373,10 +517,31 @@ def _parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("evaluate")
     data_args(e)
+    data_args(e, "train-")
     e.add_argument("--recipe", required=True)
+    e.add_argument("--gates", required=True)
+    e.add_argument("--gates-uri", required=True)
     e.add_argument("--model", required=True)
+    e.add_argument("--champion-model", default=None)
+    e.add_argument("--champion-record", default=None)
+    e.add_argument("--quality-statement", action="append", default=[])
     e.add_argument("--out", required=True)
+    e.add_argument("--out-gates", required=True)
     e.add_argument("--out-statement", required=True)
+
+    r = sub.add_parser("report")
+    r.add_argument("--metrics", required=True)
+    r.add_argument("--train-report", required=True)
+    r.add_argument("--dataset-statement", action="append", default=[])
+    r.add_argument("--target", required=True)
+    r.add_argument("--out", required=True)
+    r.set_defaults(func=cmd_report)
+
+    c = sub.add_parser("verify-champion")
+    c.add_argument("--model", required=True)
+    c.add_argument("--policy", required=True)
+    c.add_argument("--out", required=True)
+    c.set_defaults(func=cmd_verify_champion)
     e.set_defaults(func=cmd_evaluate)
 
     pv = sub.add_parser("provenance")

@@ -17,7 +17,7 @@ from typing import Any
 from retrain._internal.fsio import atomic_write_bytes
 from retrain.errors import EnvelopeError
 
-__all__ = ["read_envelopes", "serialize_envelopes"]
+__all__ = ["read_envelopes", "read_link_envelope", "serialize_envelopes", "write_envelopes"]
 
 
 def _envelope_from_dict(raw: object, *, where: str) -> Any:
@@ -94,3 +94,23 @@ def serialize_envelopes(envelopes: list[Any]) -> bytes:
 
 def write_envelopes(path: str | os.PathLike[str], envelopes: list[Any]) -> None:
     atomic_write_bytes(path, serialize_envelopes(envelopes))
+
+
+def read_link_envelope(path: str | os.PathLike[str]) -> Any:
+    """A link's envelope; several lines signing the same payload merge their signatures."""
+    from securesystemslib.dsse import Envelope
+
+    envelopes = read_envelopes(path)
+    first = envelopes[0]
+    signatures = dict(first.signatures)
+    for lineno, other in enumerate(envelopes[1:], start=2):
+        if other.payload != first.payload or other.payload_type != first.payload_type:
+            raise EnvelopeError(
+                "envelopes in one link file sign different payloads",
+                where=str(path),
+                expected="every envelope signing the payload of the first",
+                found=f"envelope {lineno} signing another",
+            )
+        for keyid, sig in other.signatures.items():
+            signatures.setdefault(keyid, sig)
+    return Envelope(payload=first.payload, payload_type=first.payload_type, signatures=signatures)

@@ -13,6 +13,7 @@ from retrain.errors import CheckFailed
 __all__ = [
     "BundleInvalid",
     "ChainLinkBroken",
+    "GatesFailed",
     "LinkCheckFailed",
     "LinkMissing",
     "PayloadTypeInvalid",
@@ -66,3 +67,7 @@ class ChainLinkBroken(LinkCheckFailed):
 
 class BundleInvalid(LinkCheckFailed):
     check = "model-bundle"
+
+
+class GatesFailed(LinkCheckFailed):
+    check = "gates"

@@ -1,8 +1,8 @@
 """The trust policy: who may sign which step of a model's chain, until when.
 
 ``attestations/policy.json`` (schema in docs/attestations.md) follows in-toto
-layout semantics: it lists public keys, and per step (dataset, build,
-evaluation) the predicate type the step's statement must have, the keys
+layout semantics: it lists public keys, and per step (dataset, holdout,
+build, evaluation) the predicate type the step's statement must have, the keys
 allowed to sign it (functionaries) and how many distinct ones must
 (threshold). Every step it lists is required. A policy has an expiry; an
 expired policy verifies nothing.
@@ -30,12 +30,13 @@ __all__ = ["POLICY_VERSION", "STEP_ORDER", "StepRule", "TrustPolicy", "load_poli
 POLICY_VERSION = 1
 _TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
 # The chain, in order: each step names the previous one's subject.
-STEP_ORDER = ("dataset", "build", "evaluation")
+STEP_ORDER = ("dataset", "holdout", "build", "evaluation")
 # The predicate type each step's statement has in this version.
 STEP_PREDICATE_TYPES = {
     "dataset": "https://retrain.dev/attestations/dataset/v1",
+    "holdout": "https://retrain.dev/attestations/dataset/v1",
     "build": "https://slsa.dev/provenance/v1",
-    "evaluation": "https://retrain.dev/attestations/evaluation/v1",
+    "evaluation": "https://retrain.dev/attestations/evaluation/v2",
 }
 
 
@@ -113,17 +114,35 @@ class TrustPolicy:
         expires: datetime,
         step_keys: Mapping[str, Sequence[str]] | None = None,
         thresholds: Mapping[str, int] | None = None,
+        steps: Sequence[str] = STEP_ORDER,
     ) -> TrustPolicy:
-        """A policy over (name, public PEM) keys; by default every key may sign every step."""
+        """A policy over (name, public PEM) keys for ``steps``.
+
+        ``step_keys`` names the keys allowed per step; a step it does not
+        name may be signed by every key.
+        """
         from retrain.attest.keys import load_public_key
-        from retrain.attest.predicates import DATASET_V1, EVALUATION_V1
+        from retrain.attest.predicates import DATASET_V1, EVALUATION_V2
         from retrain.attest.provenance import SLSA_PROVENANCE_V1
 
-        types = {"dataset": DATASET_V1, "build": SLSA_PROVENANCE_V1, "evaluation": EVALUATION_V1}
+        types = {
+            "dataset": DATASET_V1,
+            "holdout": DATASET_V1,
+            "build": SLSA_PROVENANCE_V1,
+            "evaluation": EVALUATION_V2,
+        }
         assert types == STEP_PREDICATE_TYPES
-        unknown = sorted((set(step_keys or {}) | set(thresholds or {})) - set(STEP_ORDER))
+        unknown = sorted(
+            (set(step_keys or {}) | set(thresholds or {}) | set(steps)) - set(STEP_ORDER)
+        )
         if unknown:
             raise PolicyError(f"unknown step {unknown[0]!r}", expected=", ".join(STEP_ORDER))
+        unused = sorted((set(step_keys or {}) | set(thresholds or {})) - set(steps))
+        if unused:
+            raise PolicyError(
+                f"step {unused[0]!r} is configured but not one of the policy's steps",
+                expected=", ".join(steps),
+            )
         loaded = {}
         names = {}
         by_name = {}
@@ -132,17 +151,17 @@ class TrustPolicy:
             loaded[key.keyid] = key
             names[key.keyid] = name
             by_name[name] = key.keyid
-        steps = {}
-        for step in STEP_ORDER:
-            allowed = step_keys.get(step, []) if step_keys else list(by_name)
+        rules = {}
+        for step in (s for s in STEP_ORDER if s in steps):
+            allowed = (step_keys or {}).get(step, list(by_name))
             try:
                 functionaries = tuple(sorted(by_name[n] for n in allowed))
             except KeyError as exc:
                 raise PolicyError(f"step {step} names unknown key {exc}") from None
-            steps[step] = StepRule(
+            rules[step] = StepRule(
                 step, types[step], functionaries, (thresholds or {}).get(step, 1)
             )
-        return cls(keys=loaded, key_names=names, steps=steps, expires=expires)
+        return cls(keys=loaded, key_names=names, steps=rules, expires=expires)
 
     @classmethod
     def from_dict(cls, raw: object, *, where: str) -> TrustPolicy:

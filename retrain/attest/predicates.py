@@ -7,9 +7,10 @@ digests are refused), so a verifier never reasons about half-formed data.
 
 * dataset/v1: a dataset snapshot passed its manifest checks. Subject: the
   dataset digest (``dataset/<name>``) and the manifest file.
-* evaluation/v1: a model's metrics on a named holdout. Subject: the model
-  file; it names the dataset digest it was evaluated on and the metrics
-  file's sha256.
+* evaluation/v2: a model validated on a pinned holdout: metrics with
+  bootstrap intervals, per-slice metrics, the champion comparison and every
+  gate verdict. Subject: the model file; it names the holdout and training
+  dataset digests, the metrics file's sha256 and the champion's digest.
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ from typing import Any
 
 from retrain.errors import InputError
 
-__all__ = ["DATASET_V1", "EVALUATION_V1", "DatasetPredicate", "EvaluationPredicate"]
+__all__ = ["DATASET_V1", "EVALUATION_V2", "DatasetPredicate", "EvaluationPredicate"]
 
 DATASET_V1 = "https://retrain.dev/attestations/dataset/v1"
-EVALUATION_V1 = "https://retrain.dev/attestations/evaluation/v1"
+EVALUATION_V2 = "https://retrain.dev/attestations/evaluation/v2"
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
@@ -68,7 +69,7 @@ def _str(value: object, where: str, ctx: str, pattern: re.Pattern[str] | None = 
 
 def _relative(value: object, where: str, ctx: str) -> str:
     """A repository-relative, normalized POSIX path: the verifier will read it."""
-    from retrain.manifest import validate_relative_path
+    from retrain.paths import validate_relative_path
 
     text = _str(value, where, ctx)
     try:
@@ -84,6 +85,46 @@ def _file_name(value: object, where: str, ctx: str) -> str:
     if "/" in text or "\\" in text or text in (".", ".."):
         raise InputError(ctx, where=where, expected="a plain file name", found=repr(text))
     return text
+
+
+def _quality(raw: object, where: str) -> dict[str, Any]:
+    """The dataset link's quality section: profile, spec, checks, and their verdict."""
+    q = _obj(raw, where, "quality")
+    _require(q, {"profile", "spec", "checks", "passed"}, set(), where, "quality")
+    _obj(q["profile"], where, "quality.profile")
+    if q["spec"] is not None:
+        spec = _obj(q["spec"], where, "quality.spec")
+        _require(spec, {"path", "sha256"}, set(), where, "quality.spec")
+        _relative(spec["path"], where, "quality.spec.path")
+        _str(spec["sha256"], where, "quality.spec.sha256", _SHA256)
+    checks = q["checks"]
+    if not isinstance(checks, list):
+        raise InputError("quality.checks must be a list", where=where, found=type(checks).__name__)
+    for i, check in enumerate(checks):
+        c = _obj(check, where, f"quality.checks[{i}]")
+        _require(
+            c,
+            {"check", "column", "passed", "measured", "threshold", "detail"},
+            set(),
+            where,
+            f"quality.checks[{i}]",
+        )
+        _str(c["check"], where, f"quality.checks[{i}].check")
+        if not isinstance(c["passed"], bool):
+            raise InputError(
+                f"quality.checks[{i}].passed",
+                where=where,
+                expected="true or false",
+                found=repr(c["passed"]),
+            )
+    if not isinstance(q["passed"], bool) or q["passed"] != all(c["passed"] for c in checks):
+        raise InputError(
+            "quality.passed contradicts its checks",
+            where=where,
+            expected=all(c["passed"] for c in checks),
+            found=repr(q["passed"]),
+        )
+    return q
 
 
 def _finite(value: float) -> bool:
@@ -182,32 +223,55 @@ class DatasetPredicate:
             ),
             root=root,
             checks=tuple(checks),
-            quality=_obj(p["quality"], where, "quality"),
+            quality=_quality(p["quality"], where),
             verifier=_obj(ver["verifier"], where, "verification.verifier"),
         )
 
 
 @dataclass(frozen=True)
 class EvaluationPredicate:
-    """A model's metrics on the holdout of a named dataset."""
+    """A model validated on a pinned holdout: metrics with intervals, champion, gate verdicts.
+
+    The top level carries what a verifier reasons about (the model, the
+    holdout and training datasets by digest, the metrics file, the champion,
+    whether the gates passed and which failed); ``results`` carries the
+    measurements themselves, as the evaluation wrote them.
+    """
 
     model_name: str
     model_sha256: str
     dataset_name: str
     dataset_digest: str
-    holdout_rows: int
-    holdout_positives: int
-    metrics: Mapping[str, float]
+    training_dataset_name: str
+    training_dataset_digest: str
     metrics_file: str
     metrics_sha256: str
+    champion_sha256: str | None
+    gates_passed: bool
+    failed_gates: tuple[str, ...]
+    results: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        """Point value of every metric (the intervals are in ``results``)."""
+        return {k: float(v["value"]) for k, v in (self.results.get("metrics") or {}).items()}
+
+    @property
+    def holdout_rows(self) -> int:
+        return int((self.results.get("holdout") or {}).get("rows", 0))
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "model": {"name": self.model_name, "sha256": self.model_sha256},
             "dataset": {"name": self.dataset_name, "digest": self.dataset_digest},
-            "holdout": {"rows": self.holdout_rows, "positives": self.holdout_positives},
-            "metrics": dict(sorted(self.metrics.items())),
+            "trainingDataset": {
+                "name": self.training_dataset_name,
+                "digest": self.training_dataset_digest,
+            },
             "metricsFile": {"name": self.metrics_file, "sha256": self.metrics_sha256},
+            "champion": None if self.champion_sha256 is None else {"sha256": self.champion_sha256},
+            "gates": {"passed": self.gates_passed, "failed": list(self.failed_gates)},
+            "results": dict(self.results),
         }
 
     @classmethod
@@ -215,7 +279,7 @@ class EvaluationPredicate:
         p = _obj(raw, where, "evaluation predicate")
         _require(
             p,
-            {"model", "dataset", "holdout", "metrics", "metricsFile"},
+            {"model", "dataset", "trainingDataset", "metricsFile", "champion", "gates", "results"},
             set(),
             where,
             "evaluation predicate",
@@ -224,24 +288,74 @@ class EvaluationPredicate:
         _require(model, {"name", "sha256"}, set(), where, "model")
         ds = _obj(p["dataset"], where, "dataset")
         _require(ds, {"name", "digest"}, set(), where, "dataset")
-        hold = _obj(p["holdout"], where, "holdout")
-        _require(hold, {"rows", "positives"}, set(), where, "holdout")
+        tds = _obj(p["trainingDataset"], where, "trainingDataset")
+        _require(tds, {"name", "digest"}, set(), where, "trainingDataset")
         mf = _obj(p["metricsFile"], where, "metricsFile")
         _require(mf, {"name", "sha256"}, set(), where, "metricsFile")
-        metrics = _obj(p["metrics"], where, "metrics")
+        champion = p["champion"]
+        if champion is not None:
+            champion = _obj(champion, where, "champion")
+            _require(champion, {"sha256"}, set(), where, "champion")
+        gates = _obj(p["gates"], where, "gates")
+        _require(gates, {"passed", "failed"}, set(), where, "gates")
+        if not isinstance(gates["passed"], bool):
+            raise InputError(
+                "gates.passed must be true or false", where=where, found=repr(gates["passed"])
+            )
+        failed = gates["failed"]
+        if not isinstance(failed, list) or not all(isinstance(f, str) for f in failed):
+            raise InputError("gates.failed must be a list of gate names", where=where)
+        if gates["passed"] == bool(failed):
+            raise InputError(
+                "gates.passed contradicts gates.failed",
+                where=where,
+                found=f"passed={gates['passed']}, {len(failed)} failed",
+            )
+        results = _obj(p["results"], where, "results")
+        metrics = _obj(results.get("metrics"), where, "results.metrics")
         for key, value in metrics.items():
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value):
+            estimate = _obj(value, where, f"results.metrics.{key}")
+            point = estimate.get("value")
+            if isinstance(point, bool) or not isinstance(point, (int, float)) or not _finite(point):
                 raise InputError(
-                    f"metric {key!r}", where=where, expected="a finite number", found=repr(value)
+                    f"metric {key!r}", where=where, expected="a finite number", found=repr(point)
                 )
+        result_gates = _obj(results.get("gates"), where, "results.gates")
+        verdicts = result_gates.get("verdicts")
+        if not isinstance(verdicts, list) or not all(isinstance(v, dict) for v in verdicts):
+            raise InputError("results.gates.verdicts must be a list of objects", where=where)
+        recorded = sorted(
+            f"{v.get('name')}[{v.get('slice')}]" if v.get("slice") else str(v.get("name"))
+            for v in verdicts
+            if isinstance(v, dict) and v.get("status") == "failed"
+        )
+        if recorded != sorted(failed):
+            raise InputError(
+                "gates.failed does not list the failed verdicts",
+                where=where,
+                expected=recorded,
+                found=sorted(failed),
+            )
+        if result_gates.get("passed") != gates["passed"]:
+            raise InputError(
+                "results.gates.passed contradicts gates.passed",
+                where=where,
+                expected=gates["passed"],
+                found=result_gates.get("passed"),
+            )
         return cls(
             model_name=_file_name(model["name"], where, "model.name"),
             model_sha256=_str(model["sha256"], where, "model.sha256", _SHA256),
             dataset_name=_str(ds["name"], where, "dataset.name"),
             dataset_digest=_str(ds["digest"], where, "dataset.digest", _DIGEST),
-            holdout_rows=_int(hold["rows"], where, "holdout.rows"),
-            holdout_positives=_int(hold["positives"], where, "holdout.positives"),
-            metrics={k: float(v) for k, v in metrics.items()},
+            training_dataset_name=_str(tds["name"], where, "trainingDataset.name"),
+            training_dataset_digest=_str(tds["digest"], where, "trainingDataset.digest", _DIGEST),
             metrics_file=_file_name(mf["name"], where, "metricsFile.name"),
             metrics_sha256=_str(mf["sha256"], where, "metricsFile.sha256", _SHA256),
+            champion_sha256=None
+            if champion is None
+            else _str(champion["sha256"], where, "champion.sha256", _SHA256),
+            gates_passed=gates["passed"],
+            failed_gates=tuple(failed),
+            results=results,
         )

@@ -1,7 +1,8 @@
 """Verifying a model's attestation chain: a row of named checks.
 
 For a model directory (``bazel-bin/models/candidate``) and a trust policy,
-``verify_model`` runs, per link (dataset, build, evaluation) and in order:
+``verify_model`` runs, per link the policy requires (dataset, holdout, build,
+evaluation) and in order:
 
 * ``link-present``: the link's ``.intoto.jsonl`` file exists;
 * ``envelope``: it holds a well-formed DSSE envelope of an in-toto statement
@@ -12,13 +13,19 @@ For a model directory (``bazel-bin/models/candidate``) and a trust policy,
 * ``predicate-schema``: the statement has the step's predicate type and the
   predicate validates;
 * ``subject-digest``: every subject's digest equals the bytes it names (the
-  model files beside it; for the dataset, the manifest in the repository and
+  model files beside it; for a dataset, the manifest in the repository and
   every data file it lists, when they are present);
+* ``gates``: the evaluation's gates passed; each dataset's quality checks
+  passed;
+* ``model-bundle`` (build): model.sig verifies the model with a key the
+  policy allows for the build.
 
-then, across links, ``chain``: the build names the dataset digest the dataset
-link attests, the evaluation names the model digest the build attests and the
-same dataset, and the metrics file the build attests. Before all of it,
-``policy-expiry``.
+Checks on a link's claims (subject-digest, gates, model-bundle) run only
+when its signature verified; otherwise they are recorded as skipped. Then,
+across links, ``chain``: the build names the training dataset the dataset
+link attests; the evaluation names the model and metrics the build attests,
+that training dataset, and the holdout the holdout link attests. Before all
+of it, ``policy-expiry``.
 
 Checks never stop at the first failure: the report lists every failed check,
 each naming the link, the check, what was expected and what was found.
@@ -26,6 +33,7 @@ each naming the link, the check, what was expected and what was found.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -35,6 +43,7 @@ from typing import Any
 from retrain.attest.errors import (
     BundleInvalid,
     ChainLinkBroken,
+    GatesFailed,
     LinkCheckFailed,
     LinkMissing,
     PayloadTypeInvalid,
@@ -69,6 +78,7 @@ CHECKS = (
     "signature-threshold",
     "predicate-schema",
     "subject-digest",
+    "gates",
     "model-bundle",
     "chain",
 )
@@ -233,7 +243,7 @@ def _predicate_parser(link: str) -> Callable[[Statement, str], Any]:
     def evaluation(s: Statement, where: str) -> Any:
         return EvaluationPredicate.from_dict(s.predicate, where=where)
 
-    return {"dataset": dataset, "build": build, "evaluation": evaluation}[link]
+    return {"dataset": dataset, "holdout": dataset, "build": build, "evaluation": evaluation}[link]
 
 
 def verify_predicate(link: str, statement: Statement, rule: StepRule, where: str) -> Any:
@@ -302,8 +312,10 @@ def verify_model_bundle(model_dir: Path, rule: StepRule, policy: TrustPolicy) ->
             pub.write(policy.keys[keyid].keyval["public"])
             pub.flush()
             try:
+                # model-signing refuses symlinks (every input is one inside a
+                # Bazel sandbox): hand it the file the link resolves to.
                 verifying.Config().use_elliptic_key_verifier(public_key=pub.name).verify(
-                    model, model_dir / MODEL_BUNDLE
+                    Path(os.path.realpath(model)), Path(os.path.realpath(model_dir / MODEL_BUNDLE))
                 )
                 return
             except Exception as exc:  # model-signing raises ValueError and others for a mismatch
@@ -320,12 +332,14 @@ def verify_model_bundle(model_dir: Path, rule: StepRule, policy: TrustPolicy) ->
 
 
 def verify_dataset_subjects(
-    statement: Statement, predicate: DatasetPredicate, repo_root: Path | None, notes: list[str]
+    statement: Statement,
+    predicate: DatasetPredicate,
+    repo_root: Path | None,
+    notes: list[str],
+    link: str = "dataset",
 ) -> str:
     """The manifest (and, when present, every data file) must match the attested digests."""
-    from retrain.manifest import load_manifest, verify_directory
 
-    link = "dataset"
     subject = statement.subject(f"dataset/{predicate.name}")
     if subject is None or "sha256:" + (subject.sha256 or "") != predicate.dataset_digest:
         raise SubjectDigestMismatch(
@@ -343,8 +357,12 @@ def verify_dataset_subjects(
             found=f"sha256 {manifest_subject.sha256}" if manifest_subject else "no such subject",
         )
     if repo_root is None:
-        notes.append("dataset: no repository given, manifest and data not checked")
+        notes.append(f"{link}: no repository given, manifest and data not checked")
         return "manifest not checked"
+    # Imported here: the manifest code needs pyarrow, which verifiers without
+    # a repository (a champion's chain, inside the signing environment) lack.
+    from retrain.manifest import load_manifest, verify_directory
+
     manifest_path = repo_root / predicate.manifest_uri
     if not manifest_path.is_file():
         raise SubjectDigestMismatch(
@@ -379,7 +397,7 @@ def verify_dataset_subjects(
         )
     if predicate.root is None or not (repo_root / predicate.root).is_dir():
         notes.append(
-            f"dataset {predicate.name}: data files not present locally; the manifest was checked"
+            f"{link} {predicate.name}: data files not present locally; the manifest was checked"
         )
         return "manifest checked; data not present"
     failures = verify_directory(
@@ -395,47 +413,85 @@ def verify_dataset_subjects(
 
 
 def verify_chain_links(links: dict[str, LinkResult]) -> None:
-    """Each link names the previous link's subject."""
-    ds, build, ev = links.get("dataset"), links.get("build"), links.get("evaluation")
-    if ds and build and ds.predicate is not None and build.predicate is not None:
-        dep = build.predicate.dependency(f"dataset/{ds.predicate.name}")
-        want = ds.predicate.dataset_digest.removeprefix("sha256:")
+    """Each link names the previous link's subject.
+
+    The build names the training dataset the dataset link attests; the
+    evaluation names the model and metrics the build attests, the same
+    training dataset, and the holdout the holdout link attests (or, with no
+    holdout link, the training dataset itself).
+    """
+    ds, hold, build, ev = (links.get(k) for k in ("dataset", "holdout", "build", "evaluation"))
+    dsp = ds.predicate if ds else None
+    hp = hold.predicate if hold else None
+    bp = build.predicate if build else None
+    ep = ev.predicate if ev else None
+    if dsp is not None and bp is not None:
+        dep = bp.dependency(f"dataset/{dsp.name}")
+        want = dsp.dataset_digest.removeprefix("sha256:")
         if dep is None or dep.sha256 != want:
             raise ChainLinkBroken(
                 "build",
-                f"provenance does not name the attested dataset/{ds.predicate.name}",
+                f"provenance does not name the attested dataset/{dsp.name}",
                 expected=f"sha256 {want}",
                 found=f"sha256 {dep.sha256}" if dep else "no such dependency",
             )
-    if build and ev and build.predicate is not None and ev.predicate is not None:
-        model = build.predicate.subject(ev.predicate.model_name)
-        if model is None or model.sha256 != ev.predicate.model_sha256:
+    if bp is not None and ep is not None:
+        model = bp.subject(ep.model_name)
+        if model is None or model.sha256 != ep.model_sha256:
             raise ChainLinkBroken(
                 "evaluation",
                 "evaluation names a model the build did not attest",
-                expected=f"{ev.predicate.model_name} sha256 {model.sha256 if model else '(none)'}",
-                found=f"sha256 {ev.predicate.model_sha256}",
+                expected=f"{ep.model_name} sha256 {model.sha256 if model else '(none)'}",
+                found=f"sha256 {ep.model_sha256}",
             )
-        metrics = build.predicate.subject(ev.predicate.metrics_file)
-        if metrics is None or metrics.sha256 != ev.predicate.metrics_sha256:
+        metrics = bp.subject(ep.metrics_file)
+        if metrics is None or metrics.sha256 != ep.metrics_sha256:
             raise ChainLinkBroken(
                 "evaluation",
-                f"evaluation's {ev.predicate.metrics_file} is not the one the build attests",
+                f"evaluation's {ep.metrics_file} is not the one the build attests",
                 expected=f"sha256 {metrics.sha256 if metrics else '(none)'}",
-                found=f"sha256 {ev.predicate.metrics_sha256}",
+                found=f"sha256 {ep.metrics_sha256}",
             )
-    if (
-        ds
-        and ev
-        and ds.predicate is not None
-        and ev.predicate is not None
-        and ev.predicate.dataset_digest != ds.predicate.dataset_digest
-    ):
+    if dsp is not None and ep is not None and ep.training_dataset_digest != dsp.dataset_digest:
         raise ChainLinkBroken(
             "evaluation",
-            "evaluation names a dataset other than the attested one",
-            expected=ds.predicate.dataset_digest,
-            found=ev.predicate.dataset_digest,
+            "evaluation names a training dataset other than the attested one",
+            expected=dsp.dataset_digest,
+            found=ep.training_dataset_digest,
+        )
+    holdout = hp or dsp
+    if holdout is not None and ep is not None and ep.dataset_digest != holdout.dataset_digest:
+        raise ChainLinkBroken(
+            "evaluation",
+            f"evaluation names a holdout other than the attested {'holdout' if hp else 'dataset'}",
+            expected=holdout.dataset_digest,
+            found=ep.dataset_digest,
+        )
+
+
+def verify_gates_passed(link: str, predicate: Any) -> None:
+    """The evaluation's gates, and each dataset's quality checks, all passed."""
+    if isinstance(predicate, EvaluationPredicate):
+        if not predicate.gates_passed:
+            raise GatesFailed(
+                link,
+                f"{len(predicate.failed_gates)} validation gate(s) failed",
+                expected="every gate passed or skipped",
+                found=", ".join(predicate.failed_gates),
+            )
+        return
+    quality = predicate.quality
+    failed = [
+        f"{c.get('check')}({c.get('column')})" if c.get("column") else str(c.get("check"))
+        for c in quality.get("checks", [])
+        if isinstance(c, dict) and c.get("passed") is False
+    ]
+    if failed or quality.get("passed") is False:
+        raise GatesFailed(
+            link,
+            f"dataset {predicate.name} failed {len(failed)} quality check(s)",
+            expected="every quality check passed",
+            found=", ".join(failed) or "passed: false",
         )
 
 
@@ -513,17 +569,17 @@ def _verify_link(
     if not check.ok:
         return result
     if not signed.ok:
-        # An unsigned statement must not choose which files the verifier reads.
-        _Check(results, link, "subject-digest").skip(
-            "skipped: the statement's signature did not verify"
-        )
+        # An unsigned statement must not choose which files the verifier
+        # reads, and its claims (gates passed) count for nothing.
+        for name in ("subject-digest", "model-bundle" if link == "build" else "gates"):
+            _Check(results, link, name).skip("skipped: the statement's signature did not verify")
         return result
     result.predicate = predicate
     result.trusted = True
     with _Check(results, link, "subject-digest"):
-        if link == "dataset":
+        if link in ("dataset", "holdout"):
             result.subject = f"dataset/{predicate.name} {predicate.dataset_digest[:19]}"
-            result.detail = verify_dataset_subjects(statement, predicate, repo_root, notes)
+            result.detail = verify_dataset_subjects(statement, predicate, repo_root, notes, link)
         elif link == "build":
             model = predicate.subject("model.rtm")
             result.subject = f"model.rtm {model.sha256[:12]}" if model and model.sha256 else ""
@@ -549,7 +605,18 @@ def _verify_link(
                 if k in ("auc", "accuracy")
             )
             result.detail = f"{shown} on {predicate.holdout_rows} holdout rows"
+            subject = statement.subject(predicate.model_name)
+            if subject is not None and subject.sha256 != predicate.model_sha256:
+                raise SubjectDigestMismatch(
+                    link,
+                    "the statement's subject and its predicate name different models",
+                    expected=f"sha256 {predicate.model_sha256} (predicate)",
+                    found=f"sha256 {subject.sha256} (subject)",
+                )
             verify_file_subjects(link, statement, model_dir, (predicate.model_name,))
+    if link != "build":
+        with _Check(results, link, "gates"):
+            verify_gates_passed(link, predicate)
     if link == "build":
         bundle = model_dir / MODEL_BUNDLE
         check = _Check(results, link, "model-bundle")
@@ -597,22 +664,6 @@ def verify_model(
 
 
 def _read_one(path: Path) -> Any:
-    """The link's envelope; several lines signing the same payload merge their signatures."""
-    from securesystemslib.dsse import Envelope
+    from retrain.attest.envelope import read_link_envelope
 
-    from retrain.attest.envelope import read_envelopes
-
-    envelopes = read_envelopes(path)
-    first = envelopes[0]
-    signatures = dict(first.signatures)
-    for lineno, other in enumerate(envelopes[1:], start=2):
-        if other.payload != first.payload or other.payload_type != first.payload_type:
-            raise InputError(
-                "envelopes in one link file sign different payloads",
-                where=str(path),
-                expected="every envelope signing the payload of the first",
-                found=f"envelope {lineno} signing another",
-            )
-        for keyid, sig in other.signatures.items():
-            signatures.setdefault(keyid, sig)
-    return Envelope(payload=first.payload, payload_type=first.payload_type, signatures=signatures)
+    return read_link_envelope(path)

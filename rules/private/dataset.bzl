@@ -33,13 +33,24 @@ def _dataset_impl(ctx):
     args.add_all(file_args, before_each = "--file")
     args.add("--out", verified)
     args.add("--out-statement", statement)
+    inputs = [ctx.file.manifest] + ctx.files.srcs
+    if ctx.file.quality:
+        args.add("--quality", ctx.file.quality)
+        args.add("--quality-uri", _repo_relative(ctx.file.quality))
+        inputs.append(ctx.file.quality)
+    if ctx.attr.reference:
+        ref = ctx.attr.reference[DatasetInfo]
+        args.add("--reference-manifest", ref.manifest)
+        args.add("--reference-root", ref.root)
+        args.add_all(ref.file_args, before_each = "--reference-file")
+        inputs = inputs + [ref.manifest, ref.verified] + ref.files.to_list()
     run_python_action(
         ctx,
         env = env,
         tool_srcs = depset(ctx.files._tool_srcs),
         command = "verify-dataset",
         args = args,
-        inputs = [ctx.file.manifest] + ctx.files.srcs,
+        inputs = inputs,
         outputs = [verified, statement],
         mnemonic = "RetrainVerifyDataset",
         progress_message = "Verifying dataset %s against %s" % (ctx.label.name, ctx.file.manifest.short_path),
@@ -65,7 +76,9 @@ The verification action checks that the files are exactly those the manifest
 lists (no missing or extra file, none resolving outside the dataset root),
 then each file's size, sha256, Parquet row count and Arrow schema. It fails
 the build with one line per problem naming the file, what the manifest
-expected and what was found. Dependants receive a DatasetInfo whose
+expected and what was found. With a `quality` spec it then measures every
+declared check (and drift against `reference`); the verdicts, passed or
+failed, go into the dataset's statement and fail the model's gates. Dependants receive a DatasetInfo whose
 `verified` record carries the dataset digest; training and evaluation take it
 as an input, so they never run on data that did not verify.
 """,
@@ -83,6 +96,14 @@ as an input, so they never run on data that did not verify.
         "root": attr.string(
             default = "",
             doc = "Directory (inside the files' repository) that manifest paths are relative to.",
+        ),
+        "quality": attr.label(
+            allow_single_file = [".toml"],
+            doc = "The dataset's quality spec (docs/validation.md): schema, ranges, categories, duplicates, label balance, drift.",
+        ),
+        "reference": attr.label(
+            providers = [DatasetInfo],
+            doc = "The dataset the quality spec's drift checks compare against.",
         ),
         "_env": attr.label(default = Label("//rules:python_env"), providers = [PythonEnvInfo]),
         "_tool_srcs": attr.label(default = Label("//retrain:srcs")),

@@ -2,7 +2,7 @@
 `model_pipeline` macro that wires them into one target."""
 
 load(":hermetic.bzl", "run_python_action")
-load(":providers.bzl", "DatasetInfo", "EvaluationInfo", "ModelInfo", "PythonEnvInfo")
+load(":providers.bzl", "ChampionInfo", "DatasetInfo", "EvaluationInfo", "ModelInfo", "PythonEnvInfo")
 
 def _out_dir(ctx):
     return ctx.attr.out_dir or ctx.label.name
@@ -84,15 +84,32 @@ dataset digest, a digest over the training code and the lock's sha256.
 def _evaluate_model_impl(ctx):
     env = ctx.attr._env[PythonEnvInfo]
     mi = ctx.attr.model[ModelInfo]
-    ds = ctx.attr.dataset[DatasetInfo] if ctx.attr.dataset else mi.dataset
-    metrics = ctx.actions.declare_file(_out_dir(ctx) + "/metrics.json")
+    ds = ctx.attr.holdout[DatasetInfo] if ctx.attr.holdout else mi.dataset
+    out = _out_dir(ctx)
+    metrics = ctx.actions.declare_file(out + "/metrics.json")
+    gates = ctx.actions.declare_file(out + "/gates.txt")
+    report = ctx.actions.declare_file(out + "/report.html")
     statement = ctx.actions.declare_file(ctx.label.name + ".statement.json")
     tool_srcs = ctx.files._tool_srcs
+    datasets = [mi.dataset] if ds.verified == mi.dataset.verified else [mi.dataset, ds]
     args = ctx.actions.args()
     _data_args(args, ds)
+    args.add("--train-manifest", mi.dataset.manifest)
+    args.add("--train-root", mi.dataset.root)
+    args.add_all(mi.dataset.file_args, before_each = "--train-file")
     args.add("--recipe", mi.recipe)
+    args.add("--gates", ctx.file.gates)
+    args.add("--gates-uri", ctx.file.gates.short_path)
     args.add("--model", mi.model)
+    args.add_all([d.statement for d in datasets], before_each = "--quality-statement")
+    inputs = [mi.recipe, mi.model, ctx.file.gates] + [f for d in datasets for f in (d.manifest, d.verified, d.statement)]
+    if ctx.attr.champion:
+        champion = ctx.attr.champion[ChampionInfo]
+        args.add("--champion-model", champion.model)
+        args.add("--champion-record", champion.record)
+        inputs += [champion.model, champion.record]
     args.add("--out", metrics)
+    args.add("--out-gates", gates)
     args.add("--out-statement", statement)
     run_python_action(
         ctx,
@@ -100,34 +117,146 @@ def _evaluate_model_impl(ctx):
         tool_srcs = depset(tool_srcs),
         command = "evaluate",
         args = args,
-        inputs = depset([mi.recipe, mi.model, ds.manifest, ds.verified], transitive = [ds.files]),
-        outputs = [metrics, statement],
+        inputs = depset(inputs, transitive = [d.files for d in datasets]),
+        outputs = [metrics, gates, statement],
         mnemonic = "RetrainEvaluate",
-        progress_message = "Evaluating %s on the holdout of %s" % (ctx.attr.model.label, ds.name),
+        progress_message = "Validating %s on %s: contracts, metrics with intervals, gates" % (ctx.attr.model.label, ds.name),
+    )
+    report_args = ctx.actions.args()
+    report_args.add("--metrics", metrics)
+    report_args.add("--train-report", mi.report)
+    report_args.add_all([d.statement for d in datasets], before_each = "--dataset-statement")
+    report_args.add("--target", "//%s:%s" % (ctx.label.package, out))
+    report_args.add("--out", report)
+    run_python_action(
+        ctx,
+        env = env,
+        tool_srcs = depset(tool_srcs),
+        command = "report",
+        args = report_args,
+        inputs = [metrics, mi.report] + [d.statement for d in datasets],
+        outputs = [report],
+        mnemonic = "RetrainReport",
+        progress_message = "Writing the validation report of %s" % ctx.attr.model.label,
     )
     return [
-        DefaultInfo(files = depset([metrics])),
+        DefaultInfo(files = depset([metrics, gates, report])),
         EvaluationInfo(
             metrics = metrics,
+            gates = gates,
+            report = report,
             model = mi,
             dataset = ds,
             statement = statement,
-            sources = depset([ds.manifest] + tool_srcs, transitive = [mi.sources]),
+            sources = depset([ds.manifest, ctx.file.gates] + tool_srcs, transitive = [mi.sources]),
         ),
     ]
 
 evaluate_model = rule(
     implementation = _evaluate_model_impl,
-    doc = """Evaluates a trained model on the holdout rows its recipe's split selects.
+    doc = """Validates a trained model on a pinned holdout dataset, and writes the report.
 
-Outputs `<out_dir>/metrics.json`: AUC, accuracy, log loss and Brier score,
-the holdout's size, the evaluated model's sha256 and the dataset digest.
+Checks that the holdout shares no row (row-level hash) or key with the
+training data (leakage fails the build) and that the model meets its
+contracts on real rows; then computes every metric with a seeded bootstrap
+interval, overall and per declared slice, compares with the `champion` (a
+paired bootstrap of the difference) when there is one, and decides the gates
+of the `gates` spec (docs/validation.md). Outputs `<out_dir>/metrics.json`
+(everything measured, every verdict), `<out_dir>/gates.txt` (one line per
+gate) and `<out_dir>/report.html` (self-contained). A failed gate does not
+fail the build: it is recorded and attested; `model_gates_test` and
+`retrain verify` act on it.
 """,
     attrs = dict(_COMMON_ATTRS, **{
         "model": attr.label(mandatory = True, providers = [ModelInfo], doc = "The `train_model` target."),
-        "dataset": attr.label(providers = [DatasetInfo], doc = "Dataset to take the holdout from; defaults to the training dataset."),
+        "holdout": attr.label(
+            providers = [DatasetInfo],
+            doc = "The pinned holdout `dataset`; without it, the training dataset's rows that the recipe's split holds out.",
+        ),
+        "gates": attr.label(mandatory = True, allow_single_file = [".toml"], doc = "The gate spec (docs/validation.md)."),
+        "champion": attr.label(
+            providers = [ChampionInfo],
+            doc = "The current champion (a `champion_model` target), verified before use; none means only value gates apply.",
+        ),
     }),
     provides = [EvaluationInfo],
+)
+
+def _champion_model_impl(ctx):
+    env = ctx.attr._sign_env[PythonEnvInfo]
+    models = [f for f in ctx.files.srcs if f.basename == "model.rtm"]
+    if len(models) != 1:
+        fail("champion_model %s: srcs must hold exactly one model.rtm, found %d" % (ctx.label, len(models)))
+    model = models[0]
+    record = ctx.actions.declare_file(ctx.label.name + ".verified.json")
+    args = ctx.actions.args()
+    args.add("--model", model)
+    args.add("--policy", ctx.file.policy)
+    args.add("--out", record)
+    run_python_action(
+        ctx,
+        env = env,
+        tool_srcs = depset(ctx.files._tool_srcs),
+        command = "verify-champion",
+        args = args,
+        inputs = ctx.files.srcs + [ctx.file.policy],
+        outputs = [record],
+        mnemonic = "RetrainVerifyChampion",
+        progress_message = "Verifying the attestation chain of champion %s" % ctx.label,
+    )
+    return [DefaultInfo(files = depset([record])), ChampionInfo(model = model, record = record)]
+
+champion_model = rule(
+    implementation = _champion_model_impl,
+    doc = """The current champion: a previously attested model, verified before its numbers count.
+
+`srcs` are the champion's files (model.rtm, its *.intoto.jsonl links,
+model.sig, metrics.json, ...), all in one directory. The verification
+action checks its chain against `policy` (signatures, subjects, chain,
+gates); a champion whose attestation does not verify fails the build.
+""",
+    attrs = {
+        "srcs": attr.label_list(mandatory = True, allow_files = True, doc = "The champion's model and attestations."),
+        "policy": attr.label(
+            default = Label("//attestations:policy.json"),
+            allow_single_file = [".json"],
+            doc = "The trust policy the champion's chain must verify against.",
+        ),
+        "_sign_env": attr.label(default = Label("//rules:sign_env"), providers = [PythonEnvInfo]),
+        "_tool_srcs": attr.label(default = Label("//retrain:srcs")),
+    },
+    provides = [ChampionInfo],
+)
+
+def _model_gates_test_impl(ctx):
+    ev = ctx.attr.evaluation[EvaluationInfo]
+    script = ctx.actions.declare_file(ctx.label.name + ".sh")
+    ctx.actions.write(
+        script,
+        """#!/usr/bin/env bash
+# Generated by model_gates_test: fails when any gate of {model} failed.
+set -u
+gates="{gates}"
+if [ ! -f "$gates" ]; then echo "gates file $gates is missing" >&2; exit 2; fi
+cat "$gates"
+failed=$(grep -c '^FAILED ' "$gates" || true)
+if [ "$failed" -gt 0 ]; then
+  echo "$failed gate(s) of {model} failed:" >&2
+  grep '^FAILED ' "$gates" >&2
+  exit 1
+fi
+""".format(gates = ev.gates.short_path, model = str(ev.model.model.short_path)),
+        is_executable = True,
+    )
+    return [DefaultInfo(executable = script, runfiles = ctx.runfiles(files = [ev.gates]))]
+
+model_gates_test = rule(
+    implementation = _model_gates_test_impl,
+    doc = "A test that fails when any validation gate of an `evaluate_model` target failed, naming each.",
+    attrs = {
+        "evaluation": attr.label(mandatory = True, providers = [EvaluationInfo], doc = "The `evaluate_model` target."),
+    },
+    test = True,
 )
 
 def _model_provenance_impl(ctx):
@@ -139,7 +268,7 @@ def _model_provenance_impl(ctx):
         ctx.files._build_definition + ctx.files.definition,
         transitive = [mi.sources, ev.sources],
     )
-    subjects = [mi.model, mi.report, ev.metrics]
+    subjects = [mi.model, mi.report, ev.metrics, ev.gates, ev.report]
     args = ctx.actions.args()
     args.add("--target", str(ctx.label).replace("@//", "//"))
     args.add_all(["%s=%s" % (f.basename, f.path) for f in subjects], before_each = "--subject")
@@ -184,17 +313,14 @@ SIGNING_EXECUTION_REQUIREMENTS = {"no-cache": "1", "no-remote": "1", "no-sandbox
 def _sign(ctx, mi, ev, provenance):
     env = ctx.attr._sign_env[PythonEnvInfo]
     out = _out_dir(ctx)
-    links = {
-        "dataset": mi.dataset.statement,
-        "build": provenance,
-        "evaluation": ev.statement,
-    }
-    outputs = [
-        ctx.actions.declare_file(out + "/dataset.intoto.jsonl"),
-        ctx.actions.declare_file(out + "/provenance.intoto.jsonl"),
-        ctx.actions.declare_file(out + "/evaluation.intoto.jsonl"),
-        ctx.actions.declare_file(out + "/model.sig"),
-    ]
+    links = {"dataset": mi.dataset.statement}
+    if ev.dataset.statement != mi.dataset.statement:
+        links["holdout"] = ev.dataset.statement
+    links["build"] = provenance
+    links["evaluation"] = ev.statement
+    files = {"dataset": "dataset", "holdout": "holdout", "build": "provenance", "evaluation": "evaluation"}
+    outputs = [ctx.actions.declare_file("%s/%s.intoto.jsonl" % (out, files[link])) for link in links]
+    outputs.append(ctx.actions.declare_file(out + "/model.sig"))
     args = ctx.actions.args()
     args.add_all(["%s=%s" % (link, f.path) for link, f in links.items()], before_each = "--statement")
     args.add("--model", mi.model)
@@ -206,7 +332,7 @@ def _sign(ctx, mi, ev, provenance):
         tool_srcs = depset(ctx.files._tool_srcs),
         command = "sign",
         args = args,
-        inputs = links.values() + [mi.model, mi.report, ev.metrics, ctx.file._signing_config],
+        inputs = links.values() + [mi.model, mi.report, ev.metrics, ev.gates, ev.report, ctx.file._signing_config],
         outputs = outputs,
         mnemonic = "RetrainSign",
         progress_message = "Signing the attestation chain of %s" % ctx.label,
@@ -218,14 +344,15 @@ model_provenance = rule(
     implementation = _model_provenance_impl,
     doc = """Writes the SLSA provenance v1 statement (in-toto Statement v1, unsigned) of a model build.
 
-Subjects: the model, its training report and its metrics, by sha256.
-resolvedDependencies: the source tree (digest, and git commit when the
-workspace status knows it), every source file, the lock, each dataset by
-dataset digest, and the toolchain (Python, Bazel, platform). The target's
-default outputs are the subjects plus the statement, and, when `sign` is
-set (the default), the signed chain: `dataset.intoto.jsonl`,
-`provenance.intoto.jsonl`, `evaluation.intoto.jsonl` (one DSSE envelope a
-line) and `model.sig` (a Sigstore bundle from OpenSSF model-signing). Signing
+Subjects: the model, its training report, its metrics, gate verdicts and
+report, by sha256. resolvedDependencies: the source tree (digest, and git
+commit when the workspace status knows it), every source file, the lock,
+each dataset by dataset digest, and the toolchain (Python, Bazel, platform).
+The target's default outputs are the subjects plus the statement, and, when
+`sign` is set (the default), the signed chain: `dataset.intoto.jsonl`,
+`holdout.intoto.jsonl` (with a pinned holdout), `provenance.intoto.jsonl`,
+`evaluation.intoto.jsonl` (one DSSE envelope a line) and `model.sig` (a
+Sigstore bundle from OpenSSF model-signing). Signing
 is a local action that is never cached or run remotely; the key is not an
 input of any action (see rules/private/signing.bzl).
 """,
@@ -234,7 +361,7 @@ input of any action (see rules/private/signing.bzl).
         "definition": attr.label_list(allow_files = True, doc = "Further files that define this build (the package's BUILD file)."),
         "sign": attr.bool(
             default = True,
-            doc = "Sign the chain (dataset, build, evaluation) into DSSE envelopes and a model-signing bundle.",
+            doc = "Sign the chain (dataset, holdout, build, evaluation) into DSSE envelopes and a model-signing bundle.",
         ),
         "_build_definition": attr.label(default = Label("//:build_definition")),
         "_sign_env": attr.label(default = Label("//rules:sign_env"), providers = [PythonEnvInfo]),
@@ -242,22 +369,34 @@ input of any action (see rules/private/signing.bzl).
     }),
 )
 
-def model_pipeline(name, dataset, recipe, visibility = None, tags = None):
-    """Trains, evaluates and writes provenance for one model, under one target.
+def model_pipeline(name, dataset, recipe, gates, holdout = None, champion = None, visibility = None, tags = None):
+    """Trains, validates, attests and signs one model, under one target.
 
     `bazel build :NAME` leaves in `bazel-bin/<package>/NAME/`: `model.rtm`,
-    `train_report.json`, `metrics.json`, `provenance.json`, and the signed
-    chain (`*.intoto.jsonl`, `model.sig`).
+    `train_report.json`, `metrics.json`, `gates.txt`, `report.html`,
+    `provenance.json`, and the signed chain (`*.intoto.jsonl`, `model.sig`).
+    `:NAME_gates` is a test that fails when a gate failed.
 
     Args:
       name: the pipeline's target name and output directory.
-      dataset: a `dataset` target.
+      dataset: the training `dataset` target.
       recipe: the training recipe file.
+      gates: the gate spec (docs/validation.md).
+      holdout: the pinned holdout `dataset` target (else the recipe's split).
+      champion: a `champion_model` target to compare against, if any.
       visibility: visibility of the final target.
       tags: tags for every target of the pipeline.
     """
     train_model(name = name + "_train", dataset = dataset, recipe = recipe, out_dir = name, tags = tags)
-    evaluate_model(name = name + "_eval", model = ":" + name + "_train", out_dir = name, tags = tags)
+    evaluate_model(
+        name = name + "_eval",
+        model = ":" + name + "_train",
+        holdout = holdout,
+        gates = gates,
+        champion = champion,
+        out_dir = name,
+        tags = tags,
+    )
     model_provenance(
         name = name,
         evaluation = ":" + name + "_eval",
@@ -266,3 +405,4 @@ def model_pipeline(name, dataset, recipe, visibility = None, tags = None):
         visibility = visibility,
         tags = tags,
     )
+    model_gates_test(name = name + "_gates", evaluation = ":" + name + "_eval", size = "small", tags = tags)

@@ -44,6 +44,16 @@ EvaluationInfo = provider(
         "model": "ModelInfo: the model evaluated.",
         "dataset": "DatasetInfo: the dataset the holdout came from.",
         "statement": "File: the evaluation link's in-toto statement (unsigned).",
+        "gates": "File: one line per gate verdict (gates.txt).",
+        "report": "File: the self-contained HTML validation report.",
         "sources": "depset of File: every source file that went into the evaluation.",
+    },
+)
+
+ChampionInfo = provider(
+    doc = "The current champion model, whose attestation chain verified against a policy.",
+    fields = {
+        "model": "File: the champion's model.rtm.",
+        "record": "File: the verification record (model sha256, policy, signers).",
     },
 )

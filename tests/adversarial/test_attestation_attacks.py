@@ -23,12 +23,15 @@ traceback ever reaches the terminal.
 | signed envelope with the wrong payloadType     | build payload-type                           | 1    |
 | dataset envelope put in the evaluation link    | evaluation predicate-schema                  | 1    |
 | replay another model's signed evaluation       | evaluation subject-digest, evaluation chain  | 1    |
+| training dataset's link put in the holdout's   | evaluation chain                             | 1    |
+| re-signed "gates passed" over a failed verdict | evaluation predicate-schema                  | 1    |
+| validly signed evaluation whose gates failed   | evaluation gates                             | 1    |
 | unsigned payloads shaped to break the parser   | signature-threshold + predicate-schema       | 1    |
 | truncated / non-JSON / empty / mixed envelopes | envelope                                     | 2    |
 | payload nested too deep for the JSON parser    | envelope                                     | 2    |
 | policy expired                                 | policy-expiry                                | 1    |
 | policy malformed                               | (one ``retrain: error:`` line)               | 2    |
-| link file missing                              | link-present                                 | 1    |
+| link file missing (any of the four)            | link-present                                 | 1    |
 | threshold 2: one key, one key twice, copied id | build signature-threshold                    | 1    |
 """
 
@@ -258,7 +261,10 @@ def test_the_pristine_chain_verifies(
 
     assert outcome.exit_code == 0, outcome.stderr
     assert outcome.report["failures"] == [] and outcome.stderr == ""
-    assert "4 files, 40000 rows verified" in outcome.stdout
+    assert "4 files, 40000 rows verified" in outcome.stdout  # the training dataset
+    assert "1 files, 10000 rows verified" in outcome.stdout  # the pinned holdout
+    checks = {(c["link"], c["check"]) for c in outcome.report["checks"]}
+    assert {("dataset", "gates"), ("holdout", "gates"), ("evaluation", "gates")} <= checks
 
 
 # ---------------------------------------------------------------------------
@@ -401,7 +407,7 @@ def test_chain_resigned_by_an_unknown_key_fails_every_links_signature_threshold(
     lines = assert_refused(
         verify(capsys, model_dir, test_policy_path),
         1,
-        [(link, "signature-threshold") for link in ("dataset", "build", "evaluation")],
+        [(link, "signature-threshold") for link in ("dataset", "holdout", "build", "evaluation")],
     )
 
     rogue = keys["rogue"].keyid[:12]
@@ -417,7 +423,10 @@ def bundle_by(model_dir: Path, pair: KeyPairPaths) -> None:
 
 @pytest.fixture
 def step_policy(tmp_path: Path, model_dir: Path, keys: dict[str, KeyPairPaths]) -> Path:
-    """The build key signs dataset and build; only the eval key may sign the evaluation."""
+    """The build key signs dataset and build; only the eval key may sign the evaluation.
+
+    The holdout step is not named, so either key may sign it.
+    """
     bundle_by(model_dir, keys["build"])
     return write_policy(
         tmp_path / "steps.json",
@@ -450,7 +459,9 @@ def test_evaluation_signed_by_the_eval_key_passes_the_same_policy(
 ) -> None:
     statements = payloads(model_dir)
     build_signer = load_signer(keys["build"].private)
-    sign_chain(model_dir, {k: statements[k] for k in ("dataset", "build")}, [build_signer])
+    sign_chain(
+        model_dir, {k: statements[k] for k in ("dataset", "holdout", "build")}, [build_signer]
+    )
     sign_chain(
         model_dir, {"evaluation": statements["evaluation"]}, [load_signer(keys["eval"].private)]
     )
@@ -619,6 +630,84 @@ def test_replayed_evaluation_of_another_model_fails_subject_digest_and_chain(
     assert "evaluation names a model the build did not attest" in chain
 
 
+def test_training_dataset_link_in_place_of_the_holdout_fails_evaluation_chain(
+    capsys: pytest.CaptureFixture[str], model_dir: Path, test_policy_path: Path
+) -> None:
+    shutil.copyfile(link_path(model_dir, "dataset"), link_path(model_dir, "holdout"))
+
+    (line,) = assert_refused(
+        verify(capsys, model_dir, test_policy_path), 1, [("evaluation", "chain")]
+    )
+
+    assert "evaluation names a holdout other than the attested holdout" in line
+
+
+# ---------------------------------------------------------------------------
+# The gates: what the evaluation says passed must have passed
+
+
+def resign_evaluation(model_dir: Path, signer: Any, edit: Callable[[dict[str, Any]], None]) -> None:
+    """Edit the evaluation statement and sign it again, validly, with ``signer``."""
+    statement = json.loads(payloads(model_dir)["evaluation"])
+    edit(statement)
+    sign_chain(model_dir, {"evaluation": json.dumps(statement).encode("utf-8")}, [signer])
+
+
+def fail_first_verdict(predicate: dict[str, Any]) -> str:
+    """Mark the first gate verdict failed; returns its name as gates.failed lists it."""
+    first = predicate["results"]["gates"]["verdicts"][0]
+    first["status"] = "failed"
+    return f"{first['name']}[{first['slice']}]" if first["slice"] else str(first["name"])
+
+
+def test_resigned_gates_passed_over_a_failed_verdict_fails_evaluation_predicate_schema(
+    capsys: pytest.CaptureFixture[str],
+    model_dir: Path,
+    test_policy_path: Path,
+    session_signer: Any,
+) -> None:
+    failed: list[str] = []
+
+    def forge_a_pass(statement: dict[str, Any]) -> None:
+        failed.append(fail_first_verdict(statement["predicate"]))
+        statement["predicate"]["gates"] = {"passed": True, "failed": []}
+
+    resign_evaluation(model_dir, session_signer, forge_a_pass)
+
+    (line,) = assert_refused(
+        verify(capsys, model_dir, test_policy_path), 1, [("evaluation", "predicate-schema")]
+    )
+
+    assert "gates.failed does not list the failed verdicts" in line
+    assert f"expected {failed!r}, found []" in line
+
+
+def test_validly_signed_evaluation_whose_gates_failed_fails_evaluation_gates(
+    capsys: pytest.CaptureFixture[str],
+    model_dir: Path,
+    test_policy_path: Path,
+    session_signer: Any,
+) -> None:
+    failed: list[str] = []
+
+    def fail_a_gate(statement: dict[str, Any]) -> None:
+        predicate = statement["predicate"]
+        failed.append(fail_first_verdict(predicate))
+        predicate["gates"] = {"passed": False, "failed": failed}
+        predicate["results"]["gates"]["passed"] = False
+
+    resign_evaluation(model_dir, session_signer, fail_a_gate)
+
+    (line,) = assert_refused(
+        verify(capsys, model_dir, test_policy_path), 1, [("evaluation", "gates")]
+    )
+
+    assert line == (
+        "retrain: verify: [evaluation] gates: 1 validation gate(s) failed: "
+        f"expected every gate passed or skipped, found {failed[0]}"
+    )
+
+
 # ---------------------------------------------------------------------------
 # Unsigned payloads shaped to break the parser: refused, never a traceback
 
@@ -632,7 +721,7 @@ def _builder_a_list(statement: dict[str, Any]) -> None:
 
 
 def _metric_too_large_for_a_float(statement: dict[str, Any]) -> None:
-    statement["predicate"]["metrics"]["auc"] = 10**400
+    statement["predicate"]["results"]["metrics"]["auc"]["value"] = 10**400
 
 
 @pytest.mark.parametrize(
@@ -871,7 +960,7 @@ def test_the_retrain_command_refuses_an_unknown_key_without_a_traceback(
 
     assert result.returncode == 1
     *lines, _ = result.stderr.splitlines()
-    assert len(lines) == 3 and all("unknown key" in line for line in lines)
+    assert len(lines) == 4 and all("unknown key" in line for line in lines)
     assert "Traceback" not in result.stdout + result.stderr
 
 

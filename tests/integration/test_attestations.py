@@ -16,7 +16,12 @@ from tests.bazel_harness import REPO_ROOT, BazelWorkspace, base_env
 
 pytestmark = [pytest.mark.bazel]
 
-LINKS = ("dataset.intoto.jsonl", "provenance.intoto.jsonl", "evaluation.intoto.jsonl")
+LINKS = (
+    "dataset.intoto.jsonl",
+    "holdout.intoto.jsonl",
+    "provenance.intoto.jsonl",
+    "evaluation.intoto.jsonl",
+)
 VENV_BIN = Path(sys.executable).parent
 
 
@@ -48,9 +53,10 @@ def test_the_chain_verifies_offline_against_a_policy_trusting_the_signer(
     result = _retrain("verify", str(out_dir), "--policy", str(test_policy_path))
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("OK: ")
-    for link in ("dataset", "build", "evaluation"):
+    for link in ("dataset", "holdout", "build", "evaluation"):
         assert f"  {link}" in result.stdout
     assert "4 files, 40000 rows verified" in result.stdout
+    assert "1 files, 10000 rows verified" in result.stdout
 
 
 def test_verify_json_report_lists_every_check_of_every_link(
@@ -60,7 +66,7 @@ def test_verify_json_report_lists_every_check_of_every_link(
     report = json.loads(result.stdout)
     assert result.returncode == 0 and report["ok"] is True and report["failures"] == []
     checks = {(c["link"], c["check"]) for c in report["checks"]}
-    for link in ("dataset", "build", "evaluation"):
+    for link in ("dataset", "holdout", "build", "evaluation"):
         for check in (
             "link-present",
             "envelope",
@@ -70,6 +76,9 @@ def test_verify_json_report_lists_every_check_of_every_link(
             "subject-digest",
         ):
             assert (link, check) in checks
+    for link in ("dataset", "holdout", "evaluation"):
+        assert (link, "gates") in checks
+    assert ("build", "model-bundle") in checks
     assert ("chain", "chain") in checks and ("policy", "policy-expiry") in checks
 
 
@@ -79,7 +88,7 @@ def test_the_repository_policy_refuses_a_chain_signed_by_a_key_it_does_not_list(
     result = _retrain("verify", str(out_dir), "--policy", "attestations/policy.json")
     assert result.returncode == 1
     lines = [line for line in result.stderr.splitlines() if line.startswith("retrain: verify:")]
-    assert len(lines) == 3
+    assert len(lines) == 4
     assert all("signature-threshold" in line and "unknown key" in line for line in lines)
     assert "Traceback" not in result.stderr
 

@@ -114,7 +114,7 @@ def test_model_embeds_its_lineage(out_dir: Path) -> None:
 def test_metrics_name_the_model_they_evaluated(out_dir: Path, candidate: dict[str, str]) -> None:
     metrics = json.loads((out_dir / "metrics.json").read_text())
     assert metrics["model"]["sha256"] == candidate["model.rtm"]
-    assert 0.6 < metrics["metrics"]["auc"] < 1.0
+    assert 0.6 < metrics["metrics"]["auc"]["ci_low"] < metrics["metrics"]["auc"]["value"] < 1.0
 
 
 def test_git_commit_is_recorded_when_the_workspace_is_a_clean_checkout(statement: dict) -> None:

@@ -59,7 +59,15 @@ def small_table() -> pa.Table:
 
 @pytest.fixture(scope="session")
 def candidate_recipe() -> TrainingRecipe:
-    return load_recipe(CANDIDATE_RECIPE)
+    """The repository's recipe, with a key-hash split so one table serves train and holdout."""
+    import dataclasses
+
+    from retrain.recipe import SplitSpec
+
+    recipe = load_recipe(CANDIDATE_RECIPE)
+    return dataclasses.replace(
+        recipe, split=SplitSpec(key="customer_id", holdout_fraction=0.2, salt=1126)
+    )
 
 
 @pytest.fixture(scope="session")

@@ -35,7 +35,7 @@ from retrain.attest.keys import KeyPairPaths, generate_key_pair, load_signer
 from retrain.attest.policy import TrustPolicy, load_policy
 from retrain.attest.predicates import (
     DATASET_V1,
-    EVALUATION_V1,
+    EVALUATION_V2,
     DatasetPredicate,
     EvaluationPredicate,
 )
@@ -49,15 +49,16 @@ from retrain.attest.statement import Statement
 from retrain.datagen import GeneratorSpec, generate_table
 from retrain.digest import sha256_bytes, sha256_file, tree_digest
 from retrain.errors import RetrainError
-from retrain.evaluate import evaluate_model
+from retrain.gates import load_gate_spec
 from retrain.hermetic import ACTION_ENV, blas_report, expected_blas_coretype
 from retrain.manifest import DataManifest, create_manifest, load_manifest
 from retrain.model import Model
-from retrain.quality import profile_table
-from retrain.recipe import TrainingRecipe, load_recipe
+from retrain.quality import load_quality_spec, profile_table, run_quality_checks
+from retrain.recipe import SplitSpec, TrainingRecipe, load_recipe
 from retrain.serialize import model_to_bytes, read_model_header
 from retrain.split import holdout_mask
 from retrain.train import train_model
+from retrain.validation import validate_candidate
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS = REPO / "docs"
@@ -116,7 +117,7 @@ def _read_json(path: Path) -> Json:
         "model-header.v1.schema.json",
         "provenance.v1.schema.json",
         "dataset-predicate.v1.schema.json",
-        "evaluation-predicate.v1.schema.json",
+        "evaluation-predicate.v2.schema.json",
         "policy.v1.schema.json",
         "dsse-envelope.schema.json",
     ],
@@ -266,14 +267,29 @@ def test_documented_dataset_digest_does_not_depend_on_file_order(default_manifes
 # Training recipes
 
 
+# The split a recipe declares when its model has no pinned holdout (docs/recipe.md).
+KEY_HASH_SPLIT = {"method": "key_hash", "key": "customer_id", "holdout_fraction": 0.2, "salt": 1126}
+
+
 @pytest.fixture(scope="module")
 def candidate_recipe_json() -> Json:
-    return _read_json(CANDIDATE_RECIPE)
+    """The candidate recipe with a split, so that every part of the schema is exercised."""
+    raw = _read_json(CANDIDATE_RECIPE)
+    raw.setdefault("split", dict(KEY_HASH_SPLIT))
+    return raw
 
 
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.name)
 def test_checked_in_recipe_matches_the_recipe_schema(path: Path) -> None:
     assert _errors("recipe.v1.schema.json", _read_json(path)) == []
+
+
+def test_recipe_with_a_split_matches_the_recipe_schema_and_loads(
+    candidate_recipe_json: Json,
+) -> None:
+    assert _errors("recipe.v1.schema.json", candidate_recipe_json) == []
+    recipe = TrainingRecipe.from_dict(candidate_recipe_json, where="recipe.json")
+    assert recipe.to_dict()["split"] == KEY_HASH_SPLIT
 
 
 @pytest.mark.parametrize(
@@ -352,9 +368,7 @@ def test_documented_holdout_split_matches_holdout_mask() -> None:
     keys = [*range(-50, 2000), -(2**63), 2**63 - 1, 123_456_789_012]
     table = pa.table({"customer_id": pa.array(keys, type=pa.int64())})
     for salt, fraction in ((1126, 0.2), (0, 0.5), (2**64 - 1, 0.05)):
-        split = dataclasses.replace(
-            load_recipe(CANDIDATE_RECIPE).split, salt=salt, holdout_fraction=fraction
-        )
+        split = SplitSpec(key="customer_id", holdout_fraction=fraction, salt=salt)
 
         expected = holdout_mask(table, split)
 
@@ -797,6 +811,7 @@ def test_provenance_schema_refuses_statement_that_breaks_the_contract(
 
 DATASET_CHECKS = ["listed-files", "containment", "size", "sha256", "rows", "schema"]
 FAR_FUTURE = datetime(2100, 1, 1, tzinfo=UTC)
+GATE_SPEC = REPO / "models" / "candidate.gates.toml"
 
 
 @pytest.fixture(scope="module")
@@ -805,7 +820,9 @@ def key_pairs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, KeyPairPath
     return {name: generate_key_pair(keys / f"{name}.pem") for name in ("release", "ci")}
 
 
-def _dataset_predicate(table: pa.Table, *, root: str | None) -> DatasetPredicate:
+def _dataset_predicate(
+    table: pa.Table, *, root: str | None, quality: Json | None = None
+) -> DatasetPredicate:
     manifest_path = "data_manifests/default.json"
     manifest = load_manifest(REPO / manifest_path)
     return DatasetPredicate(
@@ -819,31 +836,86 @@ def _dataset_predicate(table: pa.Table, *, root: str | None) -> DatasetPredicate
         schema_fingerprint=manifest.schema_fingerprint,
         root=root,
         checks=tuple(DATASET_CHECKS),
-        quality=profile_table(table),
+        quality=quality
+        or {"profile": profile_table(table), "spec": None, "checks": [], "passed": True},
         verifier={"retrain": "0.1.0"},
     )
 
 
 @pytest.fixture(scope="module")
-def dataset_predicate(tiny_table: pa.Table) -> Json:
-    return _dataset_predicate(tiny_table, root="data/default").to_dict()
+def dataset_quality(tiny_table: pa.Table) -> Json:
+    """The quality section with a spec whose checks all ran, one of them failing."""
+    spec = load_quality_spec(REPO / "data_manifests" / "holdout.quality.toml")
+    holdout = generate_table(GeneratorSpec(rows=600, seed=3, id_offset=10**6))
+    verdicts = run_quality_checks(holdout, spec, reference=tiny_table, where="holdout")
+    checks = [v.to_dict() for v in verdicts]
+    assert {c["check"] for c in checks} >= {"rows", "schema-columns", "drift-psi", "drift-ks"}
+    assert not all(c["passed"] for c in checks)  # 600 rows, fewer than [rows] min
+    return {
+        "profile": profile_table(holdout),
+        "spec": {"path": "data_manifests/holdout.quality.toml", "sha256": "a1" * 32},
+        "checks": checks,
+        "passed": False,
+    }
+
+
+@pytest.fixture(scope="module")
+def dataset_predicate(tiny_table: pa.Table, dataset_quality: Json) -> Json:
+    return _dataset_predicate(tiny_table, root="data/default", quality=dataset_quality).to_dict()
+
+
+def _evaluation_predicate(
+    model: Model,
+    model_bytes: bytes,
+    training: pa.Table,
+    *,
+    champion: Model | None = None,
+    quality_failures: tuple[str, ...] = (),
+) -> Json:
+    """The predicate assembled from a real validation the way cmd_evaluate assembles it."""
+    from threadpoolctl import threadpool_limits
+
+    spec = dataclasses.replace(load_gate_spec(GATE_SPEC), resamples=50, min_slice_rows=100)
+    holdout = generate_table(GeneratorSpec(rows=1500, seed=2, id_offset=10**6))
+    with threadpool_limits(limits=None):
+        result = validate_candidate(
+            model,
+            load_recipe(CANDIDATE_RECIPE),
+            holdout,
+            spec,
+            training=training,
+            training_name="default",
+            leakage_key=spec.leakage_key,
+            champion=None if champion is None else ("c4" * 32, champion),
+            quality_failures=quality_failures,
+            where="holdout",
+        )
+    failed = [v for v in result.verdicts if v.status == "failed"]
+    return EvaluationPredicate(
+        model_name="model.rtm",
+        model_sha256=sha256_bytes(model_bytes),
+        dataset_name="holdout",
+        dataset_digest=load_manifest(REPO / "data_manifests/holdout.json").dataset_digest,
+        training_dataset_name="default",
+        training_dataset_digest=load_manifest(REPO / "data_manifests/default.json").dataset_digest,
+        metrics_file="metrics.json",
+        metrics_sha256="be" * 32,
+        champion_sha256=result.champion_sha256,
+        gates_passed=result.passed,
+        failed_gates=tuple(f"{v.name}[{v.slice}]" if v.slice else v.name for v in failed),
+        results=result.to_dict(),
+    ).to_dict()
 
 
 @pytest.fixture(scope="module")
 def evaluation_predicate(tiny_model: Model, tiny_model_bytes: bytes, tiny_table: pa.Table) -> Json:
-    recipe = load_recipe(CANDIDATE_RECIPE)
-    evaluation = evaluate_model(tiny_model, recipe, tiny_table, where="tiny")
-    return EvaluationPredicate(
-        model_name="model.rtm",
-        model_sha256=sha256_bytes(tiny_model_bytes),
-        dataset_name="default",
-        dataset_digest=load_manifest(REPO / "data_manifests/default.json").dataset_digest,
-        holdout_rows=evaluation.rows,
-        holdout_positives=evaluation.positives,
-        metrics=evaluation.metrics,
-        metrics_file="metrics.json",
-        metrics_sha256="be" * 32,
-    ).to_dict()
+    """A candidate with no champion whose data-quality gate failed, and so its gates."""
+    return _evaluation_predicate(
+        tiny_model,
+        tiny_model_bytes,
+        tiny_table,
+        quality_failures=("holdout: rows measured 600, expected >= 5000",),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -859,7 +931,7 @@ def signed_envelope(evaluation_predicate: Json, key_pairs: dict[str, KeyPairPath
                 name="model.rtm", digest={"sha256": evaluation_predicate["model"]["sha256"]}
             ),
         ),
-        predicate_type=EVALUATION_V1,
+        predicate_type=EVALUATION_V2,
         predicate=evaluation_predicate,
     )
     signers = [load_signer(pair.private) for pair in key_pairs.values()]
@@ -869,15 +941,29 @@ def signed_envelope(evaluation_predicate: Json, key_pairs: dict[str, KeyPairPath
 # Dataset predicate
 
 
-@pytest.mark.parametrize("root", ["data/default", None], ids=["in-repository", "from-store"])
+@pytest.mark.parametrize(
+    "root",
+    ["data/default", "", None],
+    ids=["in-repository", "at-the-repository-root", "from-store"],
+)
 def test_dataset_predicate_matches_the_dataset_predicate_schema(
     tiny_table: pa.Table, root: str | None
 ) -> None:
     raw = _dataset_predicate(tiny_table, root=root).to_dict()
 
-    assert raw["location"] == ({"root": root} if root else {"store": True})
+    assert raw["location"] == ({"root": root} if root is not None else {"store": True})
+    assert raw["quality"]["spec"] is None and raw["quality"]["passed"] is True
     assert _errors("dataset-predicate.v1.schema.json", raw) == []
     assert DatasetPredicate.from_dict(raw, where="predicate").to_dict() == raw
+
+
+def test_dataset_predicate_with_failed_quality_checks_matches_the_schema(
+    dataset_predicate: Json,
+) -> None:
+    assert dataset_predicate["quality"]["passed"] is False
+    assert _errors("dataset-predicate.v1.schema.json", dataset_predicate) == []
+    loaded = DatasetPredicate.from_dict(dataset_predicate, where="predicate")
+    assert loaded.to_dict() == dataset_predicate
 
 
 def test_profile_of_null_bool_and_timestamp_columns_matches_the_schema() -> None:
@@ -891,7 +977,7 @@ def test_profile_of_null_bool_and_timestamp_columns_matches_the_schema() -> None
     )
     raw = _dataset_predicate(table, root=None).to_dict()
 
-    assert [sorted(c) for c in raw["quality"]["columns"]] == [
+    assert [sorted(c) for c in raw["quality"]["profile"]["columns"]] == [
         ["infinite", "max", "mean", "min", "name", "nan", "null_rate", "nulls", "type"],
         ["name", "null_rate", "nulls", "type"],
         ["name", "null_rate", "nulls", "type"],
@@ -900,8 +986,42 @@ def test_profile_of_null_bool_and_timestamp_columns_matches_the_schema() -> None
     assert _errors("dataset-predicate.v1.schema.json", raw) == []
 
 
+SMALL_QUALITY_SPEC = """\
+spec_version = 1
+dataset = "small"
+
+[rows]
+min = 100
+max = 200  # the dataset has 300 rows: this check fails
+
+[columns.age]
+type = "int64"
+nullable = false
+min = 18
+max = 100
+
+[columns.region]
+max_missing_rate = 0.5
+allowed = ["north", "south", "east", "west", "central", "coastal"]
+
+[duplicates]
+unique_key = ["customer_id"]
+
+[label]
+column = "default_90d"
+min_positive_rate = 0.01
+
+[drift]
+reference = "reference"
+numeric = ["age"]
+categorical = ["region"]
+psi_max = 1.0
+"""
+
+
+@pytest.mark.parametrize("quality", [False, True], ids=["no-quality-spec", "with-quality-spec"])
 def test_dataset_statement_written_by_the_verification_action_matches_the_schema(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, quality: bool
 ) -> None:
     from retrain._internal.actions import cmd_verify_dataset
     from retrain.datagen import write_dataset
@@ -910,12 +1030,22 @@ def test_dataset_statement_written_by_the_verification_action_matches_the_schema
     write_dataset(GeneratorSpec(rows=300, seed=7), Path("data/small"), files=2)
     manifest = create_manifest(Path("data/small"), name="small")
     _write(Path("data_manifests/small.json"), manifest.to_json_bytes())
+    write_dataset(GeneratorSpec(rows=300, seed=8, id_offset=10**6), Path("data/reference"))
+    reference = create_manifest(Path("data/reference"), name="reference")
+    _write(Path("data_manifests/reference.json"), reference.to_json_bytes())
     args = argparse.Namespace(
         manifest="data_manifests/small.json",
         manifest_uri="data_manifests/small.json",
         location="repo",
         root="data/small",
         file=[f"{e.path}=data/small/{e.path}" for e in manifest.entries],
+        quality=_write(Path("data_manifests/small.quality.toml"), SMALL_QUALITY_SPEC)
+        if quality
+        else None,
+        quality_uri="data_manifests/small.quality.toml" if quality else None,
+        reference_manifest="data_manifests/reference.json" if quality else None,
+        reference_root="data/reference",
+        reference_file=[f"{e.path}=data/reference/{e.path}" for e in reference.entries],
         out="bazel-out/bin/small.verified.json",
         out_statement="bazel-out/bin/small.statement.json",
     )
@@ -932,6 +1062,16 @@ def test_dataset_statement_written_by_the_verification_action_matches_the_schema
     assert _errors("dataset-predicate.v1.schema.json", statement["predicate"]) == []
     DatasetPredicate.from_dict(statement["predicate"], where=args.out_statement)
     assert verified["manifest"]["path"] == "data_manifests/small.json"
+    checks = statement["predicate"]["quality"]["checks"]
+    if quality:
+        assert statement["predicate"]["quality"]["spec"] == {
+            "path": "data_manifests/small.quality.toml",
+            "sha256": sha256_file(args.quality).sha256,
+        }
+        assert [c["check"] for c in checks if not c["passed"]] == ["rows"]
+        assert statement["predicate"]["quality"]["passed"] is False
+    else:
+        assert checks == [] and statement["predicate"]["quality"]["passed"] is True
 
 
 def _set_in(*path: str, value: object) -> Mutation:
@@ -950,6 +1090,16 @@ def _drop(*path: str) -> Mutation:
         del d[path[-1]]
 
     return mutate
+
+
+def _column(p: Json) -> Json:
+    column: Json = p["quality"]["profile"]["columns"][0]
+    return column
+
+
+def _quality_check(p: Json) -> Json:
+    check: Json = p["quality"]["checks"][0]
+    return check
 
 
 DATASET_PREDICATE_REFUSALS: list[tuple[str, Mutation]] = [
@@ -975,6 +1125,17 @@ DATASET_PREDICATE_REFUSALS: list[tuple[str, Mutation]] = [
     ("location-empty", _set_in("location", value={})),
     ("location-unknown-kind", _set_in("location", value={"bucket": "s3://data"})),
     ("root-not-a-string", _set_in("location", value={"root": 7})),
+    ("root-null", _set_in("location", value={"root": None})),
+    ("absolute-root", _set_in("location", value={"root": "/data/default"})),
+    ("root-with-trailing-slash", _set_in("location", value={"root": "data/default/"})),
+    ("root-dot", _set_in("location", value={"root": "."})),
+    ("store-false", _set_in("location", value={"store": False})),
+    ("absolute-manifest-uri", _set_in("manifest", "uri", value="/etc/passwd")),
+    ("manifest-uri-with-dotdot", _set_in("manifest", "uri", value="../other/default.json")),
+    ("manifest-uri-with-dot", _set_in("manifest", "uri", value="./data_manifests/default.json")),
+    ("manifest-uri-with-empty-part", _set_in("manifest", "uri", value="data_manifests//a.json")),
+    ("manifest-uri-with-backslash", _set_in("manifest", "uri", value="data_manifests\\a.json")),
+    ("manifest-uri-with-drive", _set_in("manifest", "uri", value="C:/data_manifests/a.json")),
     ("verification-failed", _set_in("verification", "result", value="failed")),
     ("checks-not-a-list", _set_in("verification", "checks", value="sha256")),
     ("check-not-a-string", _set_in("verification", "checks", value=[1])),
@@ -988,16 +1149,24 @@ DATASET_PREDICATE_REFUSALS: list[tuple[str, Mutation]] = [
 # never writes them, and the schema says so.
 DATASET_PREDICATE_SCHEMA_ONLY_REFUSALS: list[tuple[str, Mutation]] = [
     ("dataset-name-with-slash", _set_in("dataset", "name", value="a/b")),
-    ("absolute-manifest-uri", _set_in("manifest", "uri", value="/etc/passwd")),
-    ("manifest-uri-with-dotdot", _set_in("manifest", "uri", value="../other/default.json")),
-    ("absolute-root", _set_in("location", value={"root": "/data/default"})),
-    ("store-false", _set_in("location", value={"store": False})),
     ("unknown-check", lambda p: p["verification"]["checks"].append("vibes")),
     ("repeated-check", lambda p: p["verification"]["checks"].append("sha256")),
-    ("quality-without-columns", _drop("quality", "columns")),
-    ("column-with-unknown-key", lambda p: p["quality"]["columns"][0].update(p99=1.0)),
-    ("column-with-min-but-no-max", lambda p: p["quality"]["columns"][0].pop("max")),
-    ("null-rate-above-one", lambda p: p["quality"]["columns"][0].update(null_rate=1.5)),
+    ("quality-without-profile", _drop("quality", "profile")),
+    ("quality-without-passed", _drop("quality", "passed")),
+    ("quality-with-unknown-key", _set_in("quality", "gates", value=[])),
+    ("quality-as-a-bare-profile", lambda p: p.update(quality=p["quality"]["profile"])),
+    ("profile-without-columns", _drop("quality", "profile", "columns")),
+    ("column-with-unknown-key", lambda p: _column(p).update(p99=1.0)),
+    ("column-with-min-but-no-max", lambda p: _column(p).pop("max")),
+    ("null-rate-above-one", lambda p: _column(p).update(null_rate=1.5)),
+    ("spec-without-sha256", _drop("quality", "spec", "sha256")),
+    ("spec-path-absolute", _set_in("quality", "spec", "path", value="/etc/quality.toml")),
+    ("checks-not-a-list", _set_in("quality", "checks", value={})),
+    ("check-of-unknown-kind", lambda p: _quality_check(p).update(check="vibes")),
+    ("check-without-passed", lambda p: _quality_check(p).pop("passed")),
+    ("check-passed-as-string", lambda p: _quality_check(p).update(passed="yes")),
+    ("check-with-unknown-key", lambda p: _quality_check(p).update(severity="high")),
+    ("passed-as-string", _set_in("quality", "passed", value="false")),
 ]
 
 
@@ -1028,10 +1197,26 @@ def test_dataset_predicate_loader_refuses_what_the_schema_refuses(
 def test_evaluation_predicate_matches_the_evaluation_predicate_schema(
     evaluation_predicate: Json,
 ) -> None:
-    assert sorted(evaluation_predicate["metrics"]) == ["accuracy", "auc", "brier", "log_loss"]
-    assert _errors("evaluation-predicate.v1.schema.json", evaluation_predicate) == []
+    results = evaluation_predicate["results"]
+    assert sorted(results["metrics"]) == ["accuracy", "auc", "brier", "ece", "log_loss"]
+    assert results["holdout"]["leakage"]["disjoint"] is True
+    assert evaluation_predicate["gates"]["passed"] is False
+    assert "data-quality" in evaluation_predicate["gates"]["failed"]
+    assert _errors("evaluation-predicate.v2.schema.json", evaluation_predicate) == []
     loaded = EvaluationPredicate.from_dict(evaluation_predicate, where="predicate")
     assert loaded.to_dict() == evaluation_predicate
+
+
+def test_evaluation_predicate_with_a_champion_matches_the_schema(
+    tiny_model: Model, tiny_model_bytes: bytes, tiny_table: pa.Table
+) -> None:
+    raw = _evaluation_predicate(tiny_model, tiny_model_bytes, tiny_table, champion=tiny_model)
+
+    assert raw["champion"] == {"sha256": "c4" * 32}
+    assert raw["results"]["champion"]["differences"]["auc"]["value"] == 0.0
+    assert all(s["differences"] is not None for s in raw["results"]["slices"])
+    assert _errors("evaluation-predicate.v2.schema.json", raw) == []
+    assert EvaluationPredicate.from_dict(raw, where="predicate").to_dict() == raw
 
 
 def test_evaluation_statement_written_by_the_evaluation_action_matches_the_schema(
@@ -1044,38 +1229,74 @@ def test_evaluation_statement_written_by_the_evaluation_action_matches_the_schem
 
     monkeypatch.chdir(tmp_path)
     write_dataset(GeneratorSpec(rows=2000, seed=7), Path("data/small"), files=1)
-    manifest = create_manifest(Path("data/small"), name="small")
-    _write(Path("data_manifests/small.json"), manifest.to_json_bytes())
+    training = create_manifest(Path("data/small"), name="small")
+    _write(Path("data_manifests/small.json"), training.to_json_bytes())
+    write_dataset(GeneratorSpec(rows=1500, seed=8, id_offset=10**6), Path("data/hold"), files=1)
+    holdout = create_manifest(Path("data/hold"), name="hold")
+    _write(Path("data_manifests/hold.json"), holdout.to_json_bytes())
+    gates = GATE_SPEC.read_text().replace("resamples = 1000", "resamples = 50")
+    out = Path("bazel-out/bin/models/candidate")
     args = argparse.Namespace(
-        manifest="data_manifests/small.json",
-        root="data/small",
-        file=[f"{e.path}=data/small/{e.path}" for e in manifest.entries],
+        manifest="data_manifests/hold.json",
+        root="data/hold",
+        file=[f"{e.path}=data/hold/{e.path}" for e in holdout.entries],
+        train_manifest="data_manifests/small.json",
+        train_root="data/small",
+        train_file=[f"{e.path}=data/small/{e.path}" for e in training.entries],
         recipe=_write(Path("models/candidate.recipe.json"), CANDIDATE_RECIPE.read_bytes()),
-        model=_write(Path("bazel-out/bin/models/candidate/model.rtm"), tiny_model_bytes),
-        out="bazel-out/bin/models/candidate/metrics.json",
+        gates=_write(Path("models/candidate.gates.toml"), gates),
+        gates_uri="models/candidate.gates.toml",
+        model=_write(out / "model.rtm", tiny_model_bytes),
+        champion_model=None,
+        champion_record=None,
+        quality_statement=[],
+        out=(out / "metrics.json").as_posix(),
+        out_gates=(out / "gates.txt").as_posix(),
         out_statement="bazel-out/bin/models/candidate_eval.statement.json",
     )
 
     with threadpool_limits(limits=None):  # the action pins threads; restore them afterwards
         cmd_evaluate(args)
     statement = _read_json(Path(args.out_statement))
+    predicate = statement["predicate"]
+    metrics = _read_json(Path(args.out))
 
-    assert statement["predicateType"] == EVALUATION_V1
+    assert statement["predicateType"] == EVALUATION_V2
     assert statement["subject"] == [
         {"name": "model.rtm", "digest": {"sha256": sha256_bytes(tiny_model_bytes)}}
     ]
-    assert statement["predicate"]["metricsFile"] == {
+    assert predicate["metricsFile"] == {
         "name": "metrics.json",
         "sha256": sha256_file(args.out).sha256,
     }
-    assert _errors("evaluation-predicate.v1.schema.json", statement["predicate"]) == []
-    EvaluationPredicate.from_dict(statement["predicate"], where=args.out_statement)
+    assert predicate["dataset"] == {"name": "hold", "digest": holdout.dataset_digest}
+    assert predicate["trainingDataset"] == {"name": "small", "digest": training.dataset_digest}
+    assert {k: metrics[k] for k in predicate["results"]} == predicate["results"]
+    assert _errors("evaluation-predicate.v2.schema.json", predicate) == []
+    EvaluationPredicate.from_dict(predicate, where=args.out_statement)
+    verdict_lines = Path(args.out_gates).read_text().splitlines()
+    assert len(verdict_lines) == len(predicate["results"]["gates"]["verdicts"]) + 1
+    assert verdict_lines[-1].startswith("PASSED: " if predicate["gates"]["passed"] else "FAILED: ")
+
+
+def _verdict(p: Json, status: str | None = None) -> Json:
+    """The first verdict (with ``status``, when given)."""
+    verdicts: list[Json] = p["results"]["gates"]["verdicts"]
+    return next(v for v in verdicts if status is None or v["status"] == status)
+
+
+def _metric(p: Json, name: str = "auc") -> Json:
+    estimate: Json = p["results"]["metrics"][name]
+    return estimate
 
 
 EVALUATION_PREDICATE_REFUSALS: list[tuple[str, Mutation]] = [
-    ("unknown-top-level-key", _set_in("gates", value={"auc": "passed"})),
+    ("unknown-top-level-key", _set_in("metrics", value={"auc": 0.73})),
     ("missing-metrics-file", _drop("metricsFile")),
-    ("missing-holdout", _drop("holdout")),
+    ("missing-training-dataset", _drop("trainingDataset")),
+    ("missing-champion", _drop("champion")),
+    ("missing-gates", _drop("gates")),
+    ("missing-results", _drop("results")),
     ("unknown-model-key", _set_in("model", "path", value="bazel-out/model.rtm")),
     ("model-without-sha256", _drop("model", "sha256")),
     ("model-sha256-uppercase", _set_in("model", "sha256", value="95" * 31 + "AB")),
@@ -1084,27 +1305,68 @@ EVALUATION_PREDICATE_REFUSALS: list[tuple[str, Mutation]] = [
     ("model-name-not-a-string", _set_in("model", "name", value=["model.rtm"])),
     ("dataset-digest-without-prefix", _set_in("dataset", "digest", value="ba" * 32)),
     ("dataset-without-name", _drop("dataset", "name")),
-    ("negative-holdout-rows", _set_in("holdout", "rows", value=-1)),
-    ("positives-with-fraction", _set_in("holdout", "positives", value=5.5)),
-    ("positives-as-bool", _set_in("holdout", "positives", value=False)),
-    ("unknown-holdout-key", _set_in("holdout", "split", value={"salt": 1126})),
-    ("metric-as-string", _set_in("metrics", "auc", value="0.73")),
-    ("metric-as-bool", _set_in("metrics", "accuracy", value=True)),
-    ("metric-null", _set_in("metrics", "brier", value=None)),
-    ("metrics-not-an-object", _set_in("metrics", value=[0.73])),
+    ("training-dataset-digest-short", _set_in("trainingDataset", "digest", value="sha256:ba")),
+    ("unknown-training-dataset-key", _set_in("trainingDataset", "rows", value=40000)),
     ("metrics-file-sha256-short", _set_in("metricsFile", "sha256", value="be" * 16)),
     ("unknown-metrics-file-key", _set_in("metricsFile", "size", value=623)),
+    ("model-name-with-directory", _set_in("model", "name", value="bazel-out/bin/model.rtm")),
+    ("model-name-with-backslash", _set_in("model", "name", value="bin\\model.rtm")),
+    ("model-name-dotdot", _set_in("model", "name", value="..")),
+    ("metrics-file-name-absolute", _set_in("metricsFile", "name", value="/etc/hostname")),
+    ("metrics-file-name-dot", _set_in("metricsFile", "name", value=".")),
+    ("champion-as-string", _set_in("champion", value="c4" * 32)),
+    ("champion-sha256-short", _set_in("champion", value={"sha256": "c4" * 16})),
+    ("champion-with-unknown-key", _set_in("champion", value={"sha256": "c4" * 32, "auc": 0.7})),
+    ("gates-passed-as-string", _set_in("gates", "passed", value="false")),
+    ("gates-without-failed", _drop("gates", "failed")),
+    ("gates-failed-as-string", _set_in("gates", "failed", value="data-quality")),
+    ("unknown-gates-key", _set_in("gates", "skipped", value=[])),
+    ("results-not-an-object", _set_in("results", value=[])),
+    ("results-without-metrics", _drop("results", "metrics")),
+    ("results-metrics-not-an-object", _set_in("results", "metrics", value=[0.73])),
+    ("metric-value-as-string", lambda p: _metric(p).update(value="0.73")),
+    ("metric-value-as-bool", lambda p: _metric(p, "accuracy").update(value=True)),
+    ("metric-value-null", lambda p: _metric(p, "brier").update(value=None)),
+    ("metric-without-value", lambda p: _metric(p).pop("value")),
+    ("results-without-gates", _drop("results", "gates")),
+    ("verdicts-not-a-list", _set_in("results", "gates", "verdicts", value={})),
 ]
 
 # The loader accepts these (docs/attestations.md, "Schema and loader").
 EVALUATION_PREDICATE_SCHEMA_ONLY_REFUSALS: list[tuple[str, Mutation]] = [
-    ("model-name-with-directory", _set_in("model", "name", value="bazel-out/bin/model.rtm")),
-    ("metrics-file-name-absolute", _set_in("metricsFile", "name", value="/etc/hostname")),
-    ("unknown-metric", _set_in("metrics", "f1", value=0.5)),
-    ("missing-metric", _drop("metrics", "auc")),
-    ("auc-above-one", _set_in("metrics", "auc", value=1.5)),
-    ("negative-log-loss", _set_in("metrics", "log_loss", value=-0.1)),
+    ("model-name-with-nul", _set_in("model", "name", value="model\0.rtm")),
     ("dataset-name-with-space", _set_in("dataset", "name", value="my data")),
+    ("unknown-metric", lambda p: p["results"]["metrics"].update(f1=_metric(p))),
+    ("missing-metric", _drop("results", "metrics", "ece")),
+    ("metric-without-interval", lambda p: _metric(p).pop("ci_low")),
+    ("confidence-above-one", lambda p: _metric(p).update(confidence=1.5)),
+    ("unknown-results-key", _set_in("results", "promoted", value=True)),
+    ("results-without-calibration", _drop("results", "calibration")),
+    ("negative-holdout-rows", _set_in("results", "holdout", "rows", value=-1)),
+    ("leakage-with-shared-rows", _set_in("results", "holdout", "leakage", "shared_rows", value=3)),
+    ("contracts-not-passed", _set_in("results", "contracts", "passed", value=False)),
+    ("sanity-as-string", _set_in("results", "sanity", "finite", value="yes")),
+    ("verdict-of-unknown-status", lambda p: _verdict(p, "passed").update(status="waived")),
+    ("verdict-of-unknown-kind", lambda p: _verdict(p).update(kind="vibes")),
+    ("verdict-without-message", lambda p: _verdict(p).pop("message")),
+    ("verdict-interval-of-three", lambda p: _verdict(p).update(interval=[0.1, 0.2, 0.3])),
+]
+
+
+def _mark_first_passed_verdict_failed(p: Json) -> None:
+    _verdict(p, "passed")["status"] = "failed"
+
+
+# Only the loader can check these: they relate gates to results.gates.verdicts.
+EVALUATION_PREDICATE_LOADER_ONLY_REFUSALS: list[tuple[str, Mutation]] = [
+    ("passed-while-gates-failed", lambda p: p.update(gates={"passed": True, "failed": []})),
+    ("passed-with-a-failed-gate-listed", _set_in("gates", "passed", value=True)),
+    ("failed-without-a-failed-gate", lambda p: p.update(gates={"passed": False, "failed": []})),
+    ("failed-verdict-not-listed", _mark_first_passed_verdict_failed),
+    (
+        "listed-gate-whose-verdict-passed",
+        lambda p: p["gates"]["failed"].append(_verdict(p, "passed")["name"]),
+    ),
 ]
 
 
@@ -1118,26 +1380,26 @@ def test_evaluation_predicate_schema_refuses_damaged_predicate(
 ) -> None:
     damaged = _mutated(evaluation_predicate, mutate)
 
-    assert _errors("evaluation-predicate.v1.schema.json", damaged) != []
+    assert _errors("evaluation-predicate.v2.schema.json", damaged) != []
 
 
 @pytest.mark.parametrize(
     ("case", "mutate"),
-    EVALUATION_PREDICATE_REFUSALS,
-    ids=[c for c, _ in EVALUATION_PREDICATE_REFUSALS],
+    EVALUATION_PREDICATE_REFUSALS + EVALUATION_PREDICATE_LOADER_ONLY_REFUSALS,
+    ids=[c for c, _ in EVALUATION_PREDICATE_REFUSALS + EVALUATION_PREDICATE_LOADER_ONLY_REFUSALS],
 )
-def test_evaluation_predicate_loader_refuses_what_the_schema_refuses(
+def test_evaluation_predicate_loader_refuses_damaged_predicate(
     evaluation_predicate: Json, case: str, mutate: Mutation
 ) -> None:
     with pytest.raises(RetrainError):
         EvaluationPredicate.from_dict(_mutated(evaluation_predicate, mutate), where="predicate")
 
 
-@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf"), 10**400])
 def test_evaluation_predicate_loader_refuses_a_metric_that_is_not_finite(
     evaluation_predicate: Json, value: float
 ) -> None:
-    damaged = _mutated(evaluation_predicate, _set_in("metrics", "auc", value=value))
+    damaged = _mutated(evaluation_predicate, lambda p: _metric(p).update(value=value))
 
     with pytest.raises(RetrainError):
         EvaluationPredicate.from_dict(damaged, where="predicate")
@@ -1149,31 +1411,44 @@ def test_evaluation_predicate_loader_refuses_a_metric_that_is_not_finite(
 def test_checked_in_policy_matches_the_policy_schema_and_loads(checked_in_policy: Json) -> None:
     assert _errors("policy.v1.schema.json", checked_in_policy) == []
     policy = load_policy(POLICY)
-    assert list(policy.steps) == ["dataset", "build", "evaluation"]
+    assert list(policy.steps) == ["dataset", "holdout", "build", "evaluation"]
+    assert policy.steps["holdout"].predicate_type == DATASET_V1
+    assert policy.steps["evaluation"].predicate_type == EVALUATION_V2
 
 
 @pytest.mark.parametrize(
-    ("step_keys", "thresholds"),
+    ("step_keys", "thresholds", "steps"),
     [
-        (None, None),
-        ({"dataset": ["ci"], "build": ["ci", "release"], "evaluation": ["release"]}, {"build": 2}),
+        (None, None, ("dataset", "holdout", "build", "evaluation")),
+        (
+            {"dataset": ["ci"], "build": ["ci", "release"], "evaluation": ["release"]},
+            {"build": 2},
+            ("dataset", "holdout", "build", "evaluation"),
+        ),
+        (None, None, ("dataset", "build", "evaluation")),
     ],
-    ids=["every-key-every-step", "keys-per-step-with-threshold"],
+    ids=["every-key-every-step", "keys-per-step-with-threshold", "no-holdout-step"],
 )
 def test_policy_written_for_generated_keys_matches_the_policy_schema(
     key_pairs: dict[str, KeyPairPaths],
     step_keys: dict[str, list[str]] | None,
     thresholds: dict[str, int] | None,
+    steps: tuple[str, ...],
 ) -> None:
     built = TrustPolicy.for_keys(
         [(name, pair.public.read_text(encoding="ascii")) for name, pair in key_pairs.items()],
         expires=FAR_FUTURE,
         step_keys=step_keys,
         thresholds=thresholds,
+        steps=steps,
     )
     raw = json.loads(json.dumps(built.to_dict()))
 
     assert sorted(raw["keys"]) == sorted(pair.keyid for pair in key_pairs.values())
+    assert list(raw["steps"]) == list(steps)
+    every_key = sorted(pair.keyid for pair in key_pairs.values())
+    for step in set(steps) - set(step_keys or {}):  # a step not named: every key may sign it
+        assert sorted(raw["steps"][step]["functionaries"]) == every_key
     assert _errors("policy.v1.schema.json", raw) == []
     assert TrustPolicy.from_dict(raw, where="policy.json").to_dict() == raw
 
@@ -1222,22 +1497,34 @@ POLICY_REFUSALS: list[tuple[str, Mutation]] = [
     ("functionary-as-number", _in_step("evaluation", "functionaries", [1])),
     ("empty-predicate-type", _in_step("build", "predicate_type", "")),
     ("predicate-type-as-list", _in_step("build", "predicate_type", [DATASET_V1])),
-]
-
-# The loader accepts these (docs/attestations.md, "Schema and loader").
-POLICY_SCHEMA_ONLY_REFUSALS: list[tuple[str, Mutation]] = [
     ("other-keytype", lambda p: _key_entry(p).update(keytype="rsa")),
-    ("key-without-name", lambda p: _key_entry(p).pop("name")),
     (
         "dataset-step-with-another-version",
         _in_step("dataset", "predicate_type", DATASET_V1[:-1] + "2"),
     ),
-    ("build-step-with-evaluation-type", _in_step("build", "predicate_type", EVALUATION_V1)),
+    ("build-step-with-evaluation-type", _in_step("build", "predicate_type", EVALUATION_V2)),
+    ("holdout-step-with-evaluation-type", _in_step("holdout", "predicate_type", EVALUATION_V2)),
+    (
+        "evaluation-step-with-the-old-version",
+        _in_step("evaluation", "predicate_type", EVALUATION_V2[:-1] + "1"),
+    ),
     (
         "repeated-functionary",
         lambda p: _step("build")(p).update(functionaries=_step("build")(p)["functionaries"] * 2),
     ),
     ("expires-one-digit-month", _set_in("expires", value="2027-1-26T00:00:00Z")),
+    ("expires-with-fraction", _set_in("expires", value="2027-11-26T00:00:00.5Z")),
+    ("expires-lowercase-zone", _set_in("expires", value="2027-11-26T00:00:00z")),
+    ("expires-hour-24", _set_in("expires", value="2027-11-26T24:00:00Z")),
+]
+
+# The loader accepts these (docs/attestations.md, "Schema and loader").
+POLICY_SCHEMA_ONLY_REFUSALS: list[tuple[str, Mutation]] = [
+    ("key-without-name", lambda p: _key_entry(p).pop("name")),
+    ("key-without-keytype", lambda p: _key_entry(p).pop("keytype")),
+    ("key-without-scheme", lambda p: _key_entry(p).pop("scheme")),
+    ("empty-key-name", lambda p: _key_entry(p).update(name="")),
+    ("description-not-a-string", _set_in("description", value=["release key"])),
 ]
 
 
@@ -1301,6 +1588,22 @@ def test_envelope_signed_by_sign_statement_matches_the_dsse_schema(
     assert _errors("dsse-envelope.schema.json", signed_envelope) == []
 
 
+def _dataset_statement(predicate: DatasetPredicate) -> bytes:
+    return Statement(
+        subjects=(
+            ResourceDescriptor(
+                name=f"dataset/{predicate.name}",
+                digest={"sha256": predicate.dataset_digest.removeprefix("sha256:")},
+            ),
+            ResourceDescriptor(
+                name=predicate.manifest_uri, digest={"sha256": predicate.manifest_sha256}
+            ),
+        ),
+        predicate_type=DATASET_V1,
+        predicate=predicate.to_dict(),
+    ).to_json_bytes()
+
+
 def test_every_line_sign_chain_writes_matches_the_dsse_schema(
     tmp_path: Path,
     tiny_table: pa.Table,
@@ -1314,20 +1617,12 @@ def test_every_line_sign_chain_writes_matches_the_dsse_schema(
         json.dumps({"training": {"rows_total": 3000}}).encode()
     )
     dataset = _dataset_predicate(tiny_table, root="data/default")
+    # A manifest at the repository root names no file of the model directory:
+    # dataset links are never checked for file subjects when signing.
+    holdout = dataclasses.replace(dataset, name="holdout", manifest_uri="holdout.json")
     statements = {
-        "dataset": Statement(
-            subjects=(
-                ResourceDescriptor(
-                    name="dataset/default",
-                    digest={"sha256": dataset.dataset_digest.removeprefix("sha256:")},
-                ),
-                ResourceDescriptor(
-                    name=dataset.manifest_uri, digest={"sha256": dataset.manifest_sha256}
-                ),
-            ),
-            predicate_type=DATASET_V1,
-            predicate=dataset.to_dict(),
-        ).to_json_bytes(),
+        "dataset": _dataset_statement(dataset),
+        "holdout": _dataset_statement(holdout),
         "build": json.dumps(built_statement).encode(),
         "evaluation": Statement(
             subjects=(
@@ -1335,7 +1630,7 @@ def test_every_line_sign_chain_writes_matches_the_dsse_schema(
                     name="model.rtm", digest={"sha256": sha256_bytes(tiny_model_bytes)}
                 ),
             ),
-            predicate_type=EVALUATION_V1,
+            predicate_type=EVALUATION_V2,
             predicate=evaluation_predicate,
         ).to_json_bytes(),
     }
@@ -1422,7 +1717,7 @@ def test_documented_envelope_check_returns_the_statement_retrain_signed(
 
     for pair in key_pairs.values():
         statement = verified_statement(line, pair.public.read_text(encoding="ascii"))
-        assert statement["predicateType"] == EVALUATION_V1
+        assert statement["predicateType"] == EVALUATION_V2
 
 
 def test_documented_envelope_check_refuses_a_payload_changed_after_signing(
