@@ -104,7 +104,9 @@ class BazelWorkspace:
         return BuildResult(proc.returncode, proc.stdout, proc.stderr)
 
     def build(self, *targets: str, **kw: object) -> BuildResult:
-        return self.run("build", "--color=no", "--curses=no", *targets, **kw)  # type: ignore[arg-type]
+        # --symlink_prefix=/: no bazel-* convenience links, so a test never
+        # repoints the developer's bazel-bin at a temporary output base.
+        return self.run("build", "--color=no", "--curses=no", "--symlink_prefix=/", *targets, **kw)  # type: ignore[arg-type]
 
     def must_build(self, *targets: str, **kw: object) -> BuildResult:
         result = self.build(*targets, **kw)

@@ -62,7 +62,7 @@ def test_gates_pass_and_the_gates_test_passes(scratch: BazelWorkspace) -> None:
     gates = (_out(scratch) / "gates.txt").read_text()
     assert gates.splitlines()[-1].startswith("PASSED:")
     assert "SKIPPED auc-not-worse-than-champion: no champion yet" in gates
-    result = scratch.run("test", "--color=no", "//models:gates")
+    result = scratch.run("test", "--color=no", "--symlink_prefix=/", "//models:gates")
     assert result.ok, result.stdout + result.stderr
 
 
@@ -74,7 +74,9 @@ def test_a_failing_gate_is_recorded_fails_the_gates_test_and_verify(
     gates = (_out(scratch) / "gates.txt").read_text()
     line = next(ln for ln in gates.splitlines() if ln.startswith("FAILED  auc-floor:"))
     assert "95% CI [" in line and "misses >= 0.99" in line
-    test = scratch.run("test", "--color=no", "--test_output=all", "//models:gates")
+    test = scratch.run(
+        "test", "--color=no", "--symlink_prefix=/", "--test_output=all", "//models:gates"
+    )
     assert test.returncode != 0
     assert "FAILED  auc-floor" in test.stdout + test.stderr
     metrics = json.loads((_out(scratch) / "metrics.json").read_text())
@@ -291,6 +293,6 @@ def test_an_unknown_label_value_stops_the_build(scratch: BazelWorkspace, edit: E
 def test_the_repository_gates_pass_with_bazel_test(
     repo_bazel: BazelWorkspace, candidate: dict[str, str]
 ) -> None:
-    result = repo_bazel.run("test", "--color=no", "//models:gates")
+    result = repo_bazel.run("test", "--color=no", "--symlink_prefix=/", "//models:gates")
     assert result.ok, result.stdout[-2000:] + result.stderr[-2000:]
     assert REPO_ROOT.joinpath("models/candidate.gates.toml").exists()
