@@ -9,7 +9,8 @@ check that failed, 0 for success. ``--verbose`` adds tracebacks.
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 from pathlib import Path
 
 import click
@@ -455,6 +456,235 @@ def policy_init(
 
 
 # --------------------------------------------------------------------------
+# the promotion registry
+
+_REGISTRY_OPTIONS = [
+    click.option(
+        "--registry",
+        "registry_dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=Path("attestations/registry"),
+        show_default=True,
+        help="The registry directory.",
+    ),
+    click.option(
+        "--policy",
+        "policy_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=Path("attestations/policy.json"),
+        show_default=True,
+        help="The trust policy.",
+    ),
+]
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _registry_options(f: F) -> F:
+    for option in reversed(_REGISTRY_OPTIONS):
+        f = option(f)
+    return f
+
+
+def _open_registry(registry_dir: Path, policy_path: Path):  # type: ignore[no-untyped-def]
+    from retrain.attest.policy import load_policy
+    from retrain.registry import Registry
+
+    return Registry(registry_dir, load_policy(policy_path), policy_where=str(policy_path))
+
+
+def _signers(key_paths: tuple[Path, ...]) -> list[object]:
+    import os
+
+    from retrain.attest.keys import ensure_dev_key, load_signer
+
+    env_key = os.environ.get("RETRAIN_SIGNING_KEY")
+    privates = list(key_paths) or [Path(env_key) if env_key else ensure_dev_key()[0].private]
+    return [load_signer(p) for p in privates]
+
+
+def _print_state(registry, checkpoint, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+    import json as _json
+
+    if as_json:
+        click.echo(_json.dumps(_state_dict(registry, checkpoint), indent=2, sort_keys=True))
+        return
+    canary = checkpoint.stages.get("canary")
+    split = {
+        "production": 100 - (canary.traffic if canary else 0),
+        "canary": canary.traffic if canary else 0,
+        "shadow": 0,
+    }
+    click.echo(f"{'stage':<11} {'model':<14} {'traffic':>8}  {'entry':>6}  {'promoted':<20}  by")
+    for stage in ("production", "canary", "shadow"):
+        s = checkpoint.stages.get(stage)
+        if s is None:
+            click.echo(f"{stage:<11} {'-':<14} {'-':>8}  {'-':>6}  {'-':<20}  -")
+            continue
+        traffic = "mirror" if stage == "shadow" else f"{split[stage]}%"
+        by = ", ".join(registry.policy.key_label(k) for k in s.approvers)
+        click.echo(
+            f"{stage:<11} {s.model_sha256[:12]:<14} {traffic:>8}  {s.position:>6}  {s.time:<20}  {by}"
+        )
+    click.echo(f"log: {checkpoint.size} entries, head {checkpoint.head or '-'}")
+
+
+def _state_dict(registry: Any, checkpoint: Any) -> dict[str, Any]:
+    out: dict[str, Any] = checkpoint.to_dict()
+    out["signers"] = {
+        stage: [registry.policy.key_label(k) for k in s.approvers]
+        for stage, s in checkpoint.stages.items()
+        if s is not None
+    }
+    return out
+
+
+@cli.command("promote")
+@click.argument("model_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--to", "stage", type=click.Choice(["shadow", "canary", "production"]), required=True)
+@click.option(
+    "--traffic",
+    type=click.IntRange(0, 100),
+    default=None,
+    help="Canary traffic in percent (default 10).",
+)
+@click.option(
+    "--key",
+    "key_paths",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Approver's private key; repeat for several approvers (default: RETRAIN_SIGNING_KEY).",
+)
+@click.option("--reason", default="", help="Why, recorded in the signed entry.")
+@click.option(
+    "--repo",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="Repository holding the data manifests (and data) the chain names.",
+)
+@click.option("--json", "as_json", is_flag=True)
+@_registry_options
+def promote(
+    model_dir: Path,
+    stage: str,
+    traffic: int | None,
+    key_paths: tuple[Path, ...],
+    reason: str,
+    repo: Path,
+    as_json: bool,
+    registry_dir: Path,
+    policy_path: Path,
+) -> None:
+    """Verify MODEL_DIR's whole chain, then promote it to a stage (a signed log entry)."""
+    registry = _open_registry(registry_dir, policy_path)
+    result = registry.promote(
+        model_dir,
+        stage,
+        signers=_signers(key_paths),
+        traffic=traffic,
+        reason=reason,
+        repo_root=repo,
+    )
+    for note in result.notes:
+        click.echo(f"note: {note}", err=True)
+    click.echo(
+        f"promoted {result.entry.predicate.model_sha256[:12]} to {stage} (entry {result.entry.position})",
+        err=not as_json,
+    )
+    _print_state(registry, result.checkpoint, as_json)
+
+
+@cli.command("rollback")
+@click.option(
+    "--to", "target", default=None, help="A model that served production before (sha256 or prefix)."
+)
+@click.option("--key", "key_paths", multiple=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--reason", default="")
+@click.option("--json", "as_json", is_flag=True)
+@_registry_options
+def rollback(
+    target: str | None,
+    key_paths: tuple[Path, ...],
+    reason: str,
+    as_json: bool,
+    registry_dir: Path,
+    policy_path: Path,
+) -> None:
+    """Put production back on the previous (or a named) production model."""
+    registry = _open_registry(registry_dir, policy_path)
+    result = registry.rollback(signers=_signers(key_paths), to=target, reason=reason)
+    click.echo(
+        f"rolled production back to {result.entry.predicate.model_sha256[:12]} (entry {result.entry.position})",
+        err=not as_json,
+    )
+    _print_state(registry, result.checkpoint, as_json)
+
+
+@cli.command("status")
+@click.option("--json", "as_json", is_flag=True)
+@_registry_options
+def status(as_json: bool, registry_dir: Path, policy_path: Path) -> None:
+    """Which model serves each stage, the traffic split, who promoted it and when."""
+    registry = _open_registry(registry_dir, policy_path)
+    _print_state(registry, registry.read_checkpoint(), as_json)
+
+
+@cli.command("history")
+@click.option("--json", "as_json", is_flag=True)
+@_registry_options
+def history(as_json: bool, registry_dir: Path, policy_path: Path) -> None:
+    """The promotion log, oldest first."""
+    import json as _json
+
+    registry = _open_registry(registry_dir, policy_path)
+    entries = registry.history()
+    if as_json:
+        click.echo(
+            _json.dumps(
+                [e.predicate.to_dict() | {"hash": e.hash} for e in entries],
+                indent=2,
+                sort_keys=True,
+            )
+        )
+        return
+    for e in entries:
+        p = e.predicate
+        by = ", ".join(registry.policy.key_label(k) for k in p.approvers)
+        what = f"{p.action} {p.model_sha256[:12]} -> {p.stage}" + (
+            f" {p.traffic}%" if p.stage == "canary" else ""
+        )
+        click.echo(
+            f"{e.position:>6}  {p.time}  {what:<40}  by {by}"
+            + (f"  ({p.reason})" if p.reason else "")
+        )
+
+
+@cli.command("audit")
+@click.option("--json", "as_json", is_flag=True)
+@_registry_options
+def audit(as_json: bool, registry_dir: Path, policy_path: Path) -> int:
+    """Re-verify the whole log and every model it names; exit 1 at the first broken entry."""
+    import json as _json
+
+    registry = _open_registry(registry_dir, policy_path)
+    report = registry.audit()
+    if as_json:
+        click.echo(_json.dumps(report.to_dict(), indent=2, sort_keys=True))
+        return 0 if report.ok else 1
+    if not report.ok:
+        click.echo(f"retrain: audit: {report.first_broken}", err=True)
+        return 1
+    for note in report.notes:
+        click.echo(f"note: {note}")
+    click.echo(
+        f"OK: {report.entries} entries and {report.models} models verify against {policy_path}"
+    )
+    return 0
+
+
+# --------------------------------------------------------------------------
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -475,7 +705,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             import traceback
 
             traceback.print_exc()
-        click.echo(f"retrain: error: {exc.diagnostics()}", err=True)
+        lines = exc.lines() if hasattr(exc, "lines") else [exc.diagnostics()]
+        for line in lines:
+            click.echo(f"retrain: error: {line}", err=True)
         return exc.exit_code
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)

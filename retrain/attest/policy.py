@@ -23,6 +23,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from retrain.attest.promotion import PromotionRules
 from retrain.errors import InputError, PolicyError
 
 __all__ = ["POLICY_VERSION", "STEP_ORDER", "StepRule", "TrustPolicy", "load_policy", "parse_time"]
@@ -82,6 +83,7 @@ class TrustPolicy:
     key_names: Mapping[str, str]
     steps: Mapping[str, StepRule]
     expires: datetime
+    promotion: PromotionRules | None = None  # who may promote and roll back; None: nobody
 
     def key_label(self, keyid: str) -> str:
         name = self.key_names.get(keyid)
@@ -104,7 +106,7 @@ class TrustPolicy:
                 for keyid, key in sorted(self.keys.items())
             },
             "steps": {name: rule.to_dict() for name, rule in self.steps.items()},
-        }
+        } | ({"promotion": self.promotion.to_dict()} if self.promotion is not None else {})
 
     @classmethod
     def for_keys(
@@ -115,6 +117,7 @@ class TrustPolicy:
         step_keys: Mapping[str, Sequence[str]] | None = None,
         thresholds: Mapping[str, int] | None = None,
         steps: Sequence[str] = STEP_ORDER,
+        promotion: bool = True,
     ) -> TrustPolicy:
         """A policy over (name, public PEM) keys for ``steps``.
 
@@ -161,7 +164,10 @@ class TrustPolicy:
             rules[step] = StepRule(
                 step, types[step], functionaries, (thresholds or {}).get(step, 1)
             )
-        return cls(keys=loaded, key_names=names, steps=rules, expires=expires)
+        promotion_rules = PromotionRules.default(tuple(sorted(loaded))) if promotion else None
+        return cls(
+            keys=loaded, key_names=names, steps=rules, expires=expires, promotion=promotion_rules
+        )
 
     @classmethod
     def from_dict(cls, raw: object, *, where: str) -> TrustPolicy:
@@ -178,7 +184,9 @@ class TrustPolicy:
                 expected=POLICY_VERSION,
                 found=repr(raw.get("policy_version")),
             )
-        unknown = sorted(set(raw) - {"policy_version", "expires", "keys", "steps", "description"})
+        unknown = sorted(
+            set(raw) - {"policy_version", "expires", "keys", "steps", "description", "promotion"}
+        )
         if unknown:
             raise PolicyError(f"unknown key {unknown[0]!r}", where=where)
         for key in ("expires", "keys", "steps"):
@@ -275,11 +283,20 @@ class TrustPolicy:
                 )
             steps[name] = StepRule(name, rule["predicate_type"], tuple(funcs), threshold)
         ordered = {s: steps[s] for s in STEP_ORDER if s in steps}
+        promotion = None
+        if "promotion" in raw:
+            try:
+                promotion = PromotionRules.from_dict(raw["promotion"], keys=keys, where=where)
+            except InputError as exc:
+                raise PolicyError(
+                    exc.what, where=exc.where, expected=exc.expected, found=exc.found
+                ) from None
         return cls(
             keys=MappingProxyType(keys),
             key_names=MappingProxyType(names),
             steps=MappingProxyType(ordered),
             expires=expires,
+            promotion=promotion,
         )
 
 

@@ -1,0 +1,724 @@
+"""The promotion registry: staged rollout, a tamper-evident log, instant rollback.
+
+Layout (``attestations/registry/`` by default, so the repository's history is
+also the audit trail; format in docs/registry.md)::
+
+    checkpoint.json          signed: log size, head hash, and the state it leads to
+    log/00000001.json        one signed promotion entry (DSSE envelope) per file
+    models/<sha256>/         each promoted model with its whole chain, content-addressed
+    .lock                    writers hold it (flock) while they append
+
+A write verifies, appends and commits under the lock: the model's chain is
+verified against the trust policy; the model is copied in; the entry (naming
+the previous entry's hash) is written; then the checkpoint is replaced. Every
+file is written to a temporary name, flushed and renamed, so a writer killed
+at any point leaves the old state (its entry, if written, is beyond the
+checkpoint and never counts) or the new one. Readers need no lock.
+
+``audit`` re-verifies everything: every entry's signature against the keys
+the policy allows for its action and stage, the hash chain, positions, each
+transition's rules, the checkpoint, and every model's chain.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from retrain._internal.fsio import atomic_write_bytes
+from retrain.attest.policy import TrustPolicy
+from retrain.attest.promotion import (
+    CHECKPOINT_PAYLOAD_TYPE,
+    PROMOTION_V1,
+    STAGES,
+    Checkpoint,
+    PromotionPredicate,
+    StageState,
+)
+from retrain.attest.statement import PAYLOAD_TYPE, ResourceDescriptor, Statement
+from retrain.digest import canonical_json, sha256_bytes, sha256_file
+from retrain.errors import CheckFailed, InputError, RetrainError
+
+__all__ = [
+    "AuditReport",
+    "LogEntry",
+    "PromotionRefused",
+    "PromotionResult",
+    "Registry",
+    "apply_entry",
+]
+
+_ENTRY_NAME = re.compile(r"[0-9]{8}\.json")
+_MODEL_FILES = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+class PromotionRefused(CheckFailed):
+    """A promotion or rollback the registry will not record; carries every reason."""
+
+    def __init__(self, reasons: Sequence[str]) -> None:
+        self.reasons = list(reasons)
+        super().__init__(self.reasons[0])
+
+    def lines(self) -> list[str]:
+        return self.reasons
+
+    def diagnostics(self) -> str:
+        return self.what
+
+
+class LogBroken(CheckFailed):
+    """The log or checkpoint does not verify; names the first broken entry."""
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    position: int
+    path: Path
+    hash: str  # "sha256:<hex>" of the entry file's bytes
+    predicate: PromotionPredicate
+    signers: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PromotionResult:
+    entry: LogEntry
+    checkpoint: Checkpoint
+    notes: tuple[str, ...] = ()
+
+
+@dataclass
+class AuditReport:
+    ok: bool
+    entries: int
+    models: int
+    first_broken: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "entries": self.entries,
+            "models": self.models,
+            "first_broken": self.first_broken,
+            "notes": self.notes,
+        }
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _entry_bytes(envelope: Any) -> bytes:
+    return (json.dumps(envelope.to_dict(), sort_keys=True, separators=(",", ":")) + "\n").encode()
+
+
+def apply_entry(state: Checkpoint, entry_hash: str, p: PromotionPredicate) -> Checkpoint:
+    """The state after one entry (pure): who serves each stage, what reached where."""
+    stages = dict(state.stages)
+    reached = {m: tuple(v) for m, v in state.reached.items()}
+    history = list(state.production_history)
+    serving = StageState(p.model_sha256, p.traffic, p.position, p.approvers, p.time)
+    stages[p.stage] = serving
+    if p.action == "promote":
+        reached[p.model_sha256] = tuple(sorted(set(reached.get(p.model_sha256, ())) | {p.stage}))
+        # A model moving up leaves the stage it held: one model, one stage.
+        for lower in STAGES[: STAGES.index(p.stage)]:
+            held = stages.get(lower)
+            if held is not None and held.model_sha256 == p.model_sha256:
+                stages[lower] = None
+    if p.stage == "production" and (not history or history[-1] != p.model_sha256):
+        history.append(p.model_sha256)
+    return Checkpoint(
+        size=p.position,
+        head=entry_hash,
+        stages=stages,
+        production_history=tuple(history),
+        reached=reached,
+    )
+
+
+def transition_errors(state: Checkpoint, p: PromotionPredicate, policy: TrustPolicy) -> list[str]:
+    """Why the policy's promotion rules forbid this entry in this state (empty: allowed)."""
+    rules = policy.promotion
+    if rules is None:
+        return ["the trust policy has no promotion section: nobody may promote or roll back"]
+    short = p.model_sha256[:12]
+    if p.action == "rollback":
+        current = state.stages.get("production")
+        if current is None:
+            return ["nothing serves production, so there is nothing to roll back"]
+        if p.model_sha256 == current.model_sha256:
+            return [f"rollback target {short} already serves production"]
+        if p.model_sha256 not in state.production_history:
+            return [
+                f"rollback target {short} was never attested for production: "
+                f"expected one of {', '.join(h[:12] for h in state.production_history) or 'none'}"
+            ]
+        return []
+    rule = rules.stages.get(p.stage)
+    if rule is None:
+        return [f"the trust policy allows no promotion to {p.stage}"]
+    errors = []
+    reached = set(state.reached.get(p.model_sha256, ()))
+    if not ("candidate" in rule.after or reached & set(rule.after)):
+        errors.append(
+            f"model {short} skips a stage: promotion to {p.stage}: expected it to have reached "
+            f"{' or '.join(rule.after)}, found {', '.join(sorted(reached)) or 'no stage'}"
+        )
+    expected_traffic = {
+        "shadow": (0, 0),
+        "production": (100, 100),
+        "canary": (1, rule.max_traffic),
+    }[p.stage]
+    if not expected_traffic[0] <= p.traffic <= expected_traffic[1]:
+        errors.append(
+            f"traffic for {p.stage}: expected {expected_traffic[0]}..{expected_traffic[1]}%, found {p.traffic}%"
+        )
+    current = state.stages.get(p.stage)
+    if (
+        current is not None
+        and current.model_sha256 == p.model_sha256
+        and current.traffic == p.traffic
+    ):
+        errors.append(f"model {short} already serves {p.stage} at {p.traffic}%")
+    return errors
+
+
+class Registry:
+    def __init__(
+        self, root: str | os.PathLike[str], policy: TrustPolicy, *, policy_where: str = "policy"
+    ) -> None:
+        self.root = Path(root)
+        self.policy = policy
+        self.policy_where = policy_where
+
+    # -- paths ---------------------------------------------------------------
+
+    @property
+    def log_dir(self) -> Path:
+        return self.root / "log"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.root / "checkpoint.json"
+
+    def entry_path(self, position: int) -> Path:
+        return self.log_dir / f"{position:08d}.json"
+
+    def model_path(self, sha256: str) -> Path:
+        return self.models_dir / sha256
+
+    # -- signatures ----------------------------------------------------------
+
+    def _valid_signers(self, envelope: Any) -> tuple[str, ...]:
+        """Keyids (known to the policy) whose signature on the envelope verifies."""
+        from securesystemslib.exceptions import UnverifiedSignatureError, VerificationError
+
+        pae = envelope.pae()
+        valid = []
+        for keyid, signature in envelope.signatures.items():
+            key = self.policy.keys.get(keyid)
+            if key is None:
+                continue
+            try:
+                key.verify_signature(signature, pae)
+            except (UnverifiedSignatureError, VerificationError):
+                continue
+            valid.append(keyid)
+        return tuple(sorted(valid))
+
+    def _authorization_errors(self, signers: Sequence[str], action: str, stage: str) -> list[str]:
+        rules = self.policy.promotion
+        if rules is None:
+            return ["the trust policy has no promotion section: nobody may promote or roll back"]
+        if action == "rollback":
+            allowed, threshold, what = (
+                rules.rollback_functionaries,
+                rules.rollback_threshold,
+                "roll back",
+            )
+        else:
+            rule = rules.stages.get(stage)
+            if rule is None:
+                return [f"the trust policy allows no promotion to {stage}"]
+            allowed, threshold, what = rule.functionaries, rule.threshold, f"promote to {stage}"
+        ok = [k for k in signers if k in allowed]
+        if len(ok) >= threshold:
+            return []
+        refused = [self.policy.key_label(k) for k in signers if k not in allowed]
+        return [
+            f"not enough approvers to {what}: expected {threshold} of "
+            f"[{', '.join(self.policy.key_label(k) for k in allowed)}], found {len(ok)}"
+            + (f" ({', '.join(refused)} not allowed)" if refused else "")
+        ]
+
+    def _promotion_roles(self) -> set[str]:
+        rules = self.policy.promotion
+        if rules is None:
+            return set()
+        return set(rules.rollback_functionaries).union(
+            *(r.functionaries for r in rules.stages.values())
+        )
+
+    # -- reading -------------------------------------------------------------
+
+    def read_checkpoint(self) -> Checkpoint:
+        """The committed state; an empty registry has an empty one."""
+        from retrain.attest.envelope import read_envelopes
+
+        if not self.checkpoint_path.exists():
+            if self.log_dir.exists() and any(self.log_dir.iterdir()):
+                raise LogBroken(
+                    "the log has entries but no checkpoint", where=str(self.checkpoint_path)
+                )
+            return Checkpoint.empty()
+        try:
+            (envelope,) = read_envelopes(self.checkpoint_path)
+        except ValueError:
+            raise LogBroken(
+                "checkpoint must hold one envelope", where=str(self.checkpoint_path)
+            ) from None
+        if envelope.payload_type != CHECKPOINT_PAYLOAD_TYPE:
+            raise LogBroken(
+                "checkpoint payloadType",
+                where=str(self.checkpoint_path),
+                expected=CHECKPOINT_PAYLOAD_TYPE,
+                found=envelope.payload_type,
+            )
+        signers = set(self._valid_signers(envelope)) & self._promotion_roles()
+        if not signers:
+            raise LogBroken(
+                "checkpoint is not signed by a key the policy allows to promote or roll back",
+                where=str(self.checkpoint_path),
+            )
+        try:
+            raw = json.loads(envelope.payload)
+        except ValueError:
+            raise LogBroken(
+                "checkpoint payload is not JSON", where=str(self.checkpoint_path)
+            ) from None
+        try:
+            return Checkpoint.from_dict(raw, where=str(self.checkpoint_path))
+        except InputError as exc:
+            raise LogBroken(
+                exc.what, where=exc.where, expected=exc.expected, found=exc.found
+            ) from None
+
+    def read_entry(self, position: int) -> LogEntry:
+        """One entry, its signature checked against the policy's keys (not yet its rules)."""
+        from retrain.attest.envelope import read_envelopes
+
+        path = self.entry_path(position)
+        where = str(path)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise LogBroken(f"entry {position} is missing", where=where) from None
+        try:
+            (envelope,) = read_envelopes(path)
+        except ValueError:
+            raise LogBroken(f"entry {position} must hold one envelope", where=where) from None
+        except RetrainError as exc:
+            raise LogBroken(
+                f"entry {position}: {exc.what}", where=where, expected=exc.expected, found=exc.found
+            ) from None
+        if envelope.payload_type != PAYLOAD_TYPE:
+            raise LogBroken(
+                f"entry {position} payloadType",
+                where=where,
+                expected=PAYLOAD_TYPE,
+                found=envelope.payload_type,
+            )
+        try:
+            statement = Statement.from_json_bytes(envelope.payload, where=where)
+            if statement.predicate_type != PROMOTION_V1:
+                raise InputError(
+                    "predicate type",
+                    where=where,
+                    expected=PROMOTION_V1,
+                    found=statement.predicate_type,
+                )
+            predicate = PromotionPredicate.from_dict(statement.predicate, where=where)
+        except InputError as exc:
+            raise LogBroken(
+                f"entry {position}: {exc.what}",
+                where=exc.where,
+                expected=exc.expected,
+                found=exc.found,
+            ) from None
+        subject = statement.subject("model.rtm")
+        if subject is None or subject.sha256 != predicate.model_sha256:
+            raise LogBroken(
+                f"entry {position}: subject and predicate name different models", where=where
+            )
+        if predicate.position != position:
+            raise LogBroken(
+                f"entry {position} claims another position",
+                where=where,
+                expected=position,
+                found=predicate.position,
+            )
+        signers = self._valid_signers(envelope)
+        if tuple(predicate.approvers) != signers:
+            raise LogBroken(
+                f"entry {position}: approvers are not the keys whose signatures verify",
+                where=where,
+                expected=", ".join(k[:12] for k in signers) or "a valid signature",
+                found=", ".join(k[:12] for k in predicate.approvers),
+            )
+        errors = self._authorization_errors(signers, predicate.action, predicate.stage)
+        if errors:
+            raise LogBroken(f"entry {position}: {errors[0]}", where=where)
+        return LogEntry(position, path, "sha256:" + sha256_bytes(data), predicate, signers)
+
+    def entry_positions(self) -> list[int]:
+        if not self.log_dir.exists():
+            return []
+        positions = []
+        for name in os.listdir(self.log_dir):
+            if name.startswith("."):
+                continue
+            if not _ENTRY_NAME.fullmatch(name):
+                raise LogBroken(
+                    "unexpected file in the log",
+                    where=str(self.log_dir / name),
+                    expected="NNNNNNNN.json",
+                )
+            positions.append(int(name[:8]))
+        return sorted(positions)
+
+    def history(self) -> list[LogEntry]:
+        checkpoint = self.read_checkpoint()
+        return [self.read_entry(i) for i in range(1, checkpoint.size + 1)]
+
+    # -- writing -------------------------------------------------------------
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".lock", "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _discard_pending(self, checkpoint: Checkpoint) -> list[str]:
+        """Entries beyond the checkpoint were never committed (an interrupted write).
+
+        A well-formed one (signed, in place, chained to the head) is dropped;
+        anything else is refused, and the log is left untouched for an audit.
+        """
+        notes = []
+        pending = [p for p in self.entry_positions() if p > checkpoint.size]
+        expected = checkpoint.size + 1
+        for position in pending:
+            if position != expected:
+                raise PromotionRefused(
+                    [
+                        f"the log has entry {position} after {expected - 1}, with a gap: run 'retrain audit'"
+                    ]
+                )
+            try:
+                entry = self.read_entry(position)
+            except LogBroken as exc:
+                raise PromotionRefused(
+                    [f"the log has an uncommitted entry that does not verify: {exc.diagnostics()}"]
+                ) from None
+            if (
+                position == checkpoint.size + 1
+                and entry.predicate.previous_entry != checkpoint.head
+            ):
+                raise PromotionRefused(
+                    [
+                        f"uncommitted entry {position} does not follow the committed head: expected previous {checkpoint.head}, found {entry.predicate.previous_entry}"
+                    ]
+                )
+            expected += 1
+        for position in pending:
+            self.entry_path(position).unlink()
+            notes.append(f"discarded uncommitted entry {position} (an interrupted write)")
+        return notes
+
+    def _store_model(self, model_dir: Path, sha: str, repo_root: Path | None) -> None:
+        """Copy the model, its attestations and its datasets' manifests in, content-addressed."""
+        from retrain.attest.envelope import read_link_envelope
+        from retrain.attest.sign import LINK_FILES
+
+        target = self.model_path(sha)
+        if target.is_dir():
+            return
+        self.models_dir.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{sha[:12]}.", dir=self.models_dir))
+        try:
+            for f in sorted(model_dir.iterdir()):
+                if (
+                    f.is_file()
+                    and _MODEL_FILES.fullmatch(f.name)
+                    and not f.name.endswith(".params")
+                ):
+                    shutil.copyfile(f, tmp / f.name)
+            for link in ("dataset", "holdout"):
+                path = model_dir / LINK_FILES[link]
+                if not path.exists() or repo_root is None:
+                    continue
+                uri = json.loads(read_link_envelope(path).payload)["predicate"]["manifest"]["uri"]
+                source = repo_root / uri
+                if source.is_file():
+                    (tmp / uri).parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(source, tmp / uri)
+            for f in tmp.rglob("*"):
+                if f.is_file():
+                    with open(f, "rb") as fh:
+                        os.fsync(fh.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+    def _append(
+        self, checkpoint: Checkpoint, predicate: PromotionPredicate, signers: Sequence[Any]
+    ) -> PromotionResult:
+        from securesystemslib.dsse import Envelope
+
+        from retrain.attest.envelope import serialize_envelopes
+        from retrain.attest.sign import sign_statement
+
+        statement = Statement(
+            subjects=(
+                ResourceDescriptor(name="model.rtm", digest={"sha256": predicate.model_sha256}),
+            ),
+            predicate_type=PROMOTION_V1,
+            predicate=predicate.to_dict(),
+        )
+        envelope = sign_statement(statement.to_json_bytes(), signers)
+        data = _entry_bytes(envelope)
+        entry_hash = "sha256:" + sha256_bytes(data)
+        new_state = apply_entry(checkpoint, entry_hash, predicate)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(self.entry_path(predicate.position), data)
+        checkpoint_envelope = Envelope(
+            payload=canonical_json(new_state.to_dict()),
+            payload_type=CHECKPOINT_PAYLOAD_TYPE,
+            signatures={},
+        )
+        for signer in signers:
+            checkpoint_envelope.sign(signer)
+        # The commit point: until this rename the entry is beyond the checkpoint.
+        atomic_write_bytes(self.checkpoint_path, serialize_envelopes([checkpoint_envelope]))
+        keyids = tuple(sorted(s.public_key.keyid for s in signers))
+        entry = LogEntry(
+            predicate.position, self.entry_path(predicate.position), entry_hash, predicate, keyids
+        )
+        return PromotionResult(entry=entry, checkpoint=new_state)
+
+    def _signer_ids(self, signers: Sequence[Any]) -> tuple[str, ...]:
+        return tuple(sorted({s.public_key.keyid for s in signers}))
+
+    def promote(
+        self,
+        model_dir: str | os.PathLike[str],
+        stage: str,
+        *,
+        signers: Sequence[Any],
+        traffic: int | None = None,
+        reason: str = "",
+        repo_root: Path | None = None,
+        now: str | None = None,
+    ) -> PromotionResult:
+        """Verify the model's chain, check the rules, and record the promotion, or refuse."""
+        from retrain.attest.verify import verify_model
+
+        model_dir = Path(model_dir)
+        if stage not in STAGES:
+            raise InputError("unknown stage", expected=", ".join(STAGES), found=repr(stage))
+        if not (model_dir / "model.rtm").is_file():
+            raise InputError("no model.rtm to promote", where=str(model_dir))
+        if traffic is None:
+            traffic = {"shadow": 0, "canary": 10, "production": 100}[stage]
+        report = verify_model(
+            model_dir, self.policy, policy_where=self.policy_where, repo_root=repo_root
+        )
+        reasons = [f.message for f in report.failures]
+        sha = sha256_file(model_dir / "model.rtm").sha256
+        keyids = self._signer_ids(signers)
+        reasons += self._authorization_errors(keyids, "promote", stage)
+        with self._locked():
+            checkpoint = self.read_checkpoint()
+            current = checkpoint.stages.get(stage)
+            predicate = PromotionPredicate(
+                position=checkpoint.size + 1,
+                previous_entry=checkpoint.head,
+                action="promote",
+                stage=stage,
+                traffic=traffic,
+                model_sha256=sha,
+                previous_model=None if current is None else current.model_sha256,
+                approvers=keyids,
+                time=now or _now(),
+                reason=reason,
+            )
+            reasons += transition_errors(checkpoint, predicate, self.policy)
+            if reasons:
+                raise PromotionRefused(reasons)
+            notes = self._discard_pending(checkpoint)
+            self._store_model(model_dir, sha, repo_root)
+            result = self._append(checkpoint, predicate, signers)
+        return replace(result, notes=tuple(notes))
+
+    def rollback(
+        self,
+        *,
+        signers: Sequence[Any],
+        to: str | None = None,
+        reason: str = "",
+        now: str | None = None,
+    ) -> PromotionResult:
+        """Put production back on the previous (or a named, earlier) production model."""
+        from retrain.attest.verify import verify_model
+
+        keyids = self._signer_ids(signers)
+        with self._locked():
+            checkpoint = self.read_checkpoint()
+            current = checkpoint.stages.get("production")
+            target = to
+            if target is None and current is not None:
+                earlier = [h for h in checkpoint.production_history if h != current.model_sha256]
+                target = earlier[-1] if earlier else None
+            if target is None:
+                raise PromotionRefused(["no earlier production model to roll back to"])
+            matches = (
+                [h for h in checkpoint.production_history if h.startswith(target)]
+                if len(target) < 64
+                else [target]
+            )
+            if len(set(matches)) > 1:
+                raise PromotionRefused(
+                    [
+                        f"rollback target {target!r} is ambiguous: {', '.join(m[:12] for m in sorted(set(matches)))}"
+                    ]
+                )
+            target = matches[0] if matches else target
+            predicate = PromotionPredicate(
+                position=checkpoint.size + 1,
+                previous_entry=checkpoint.head,
+                action="rollback",
+                stage="production",
+                traffic=100,
+                model_sha256=target,
+                previous_model=None if current is None else current.model_sha256,
+                approvers=keyids,
+                time=now or _now(),
+                reason=reason,
+            )
+            reasons = self._authorization_errors(keyids, "rollback", "production")
+            reasons += transition_errors(checkpoint, predicate, self.policy)
+            if not reasons:
+                stored = self.model_path(target)
+                if not stored.is_dir():
+                    reasons.append(
+                        f"rollback target {target[:12]} is not in the registry's model store"
+                    )
+                else:
+                    report = verify_model(
+                        stored, self.policy, policy_where=self.policy_where, repo_root=stored
+                    )
+                    reasons += [f.message for f in report.failures]
+            if reasons:
+                raise PromotionRefused(reasons)
+            notes = self._discard_pending(checkpoint)
+            result = self._append(checkpoint, predicate, signers)
+        return replace(result, notes=tuple(notes))
+
+    # -- audit ---------------------------------------------------------------
+
+    def audit(self, *, verify_models: bool = True) -> AuditReport:
+        """Re-verify the log from the first entry, and every model it names."""
+        from retrain.attest.verify import verify_model
+
+        report = AuditReport(ok=True, entries=0, models=0)
+
+        def broken(message: str) -> AuditReport:
+            report.ok = False
+            report.first_broken = message
+            return report
+
+        try:
+            checkpoint = self.read_checkpoint()
+            positions = self.entry_positions()
+        except RetrainError as exc:
+            return broken(exc.diagnostics())
+        committed = [p for p in positions if p <= checkpoint.size]
+        if committed != list(range(1, checkpoint.size + 1)):
+            missing = sorted(set(range(1, checkpoint.size + 1)) - set(committed))
+            return broken(
+                f"entry {missing[0]} is missing: the checkpoint commits {checkpoint.size} entries, the log holds {len(committed)}"
+            )
+        state = Checkpoint.empty()
+        verified_models: dict[str, bool] = {}
+        for position in committed:
+            try:
+                entry = self.read_entry(position)
+            except LogBroken as exc:
+                return broken(exc.diagnostics())
+            p = entry.predicate
+            if p.previous_entry != state.head:
+                return broken(
+                    f"entry {position} does not follow entry {position - 1}: expected previous {state.head}, found {p.previous_entry}"
+                )
+            errors = transition_errors(state, p, self.policy)
+            if errors:
+                return broken(f"entry {position}: {errors[0]}")
+            if verify_models and p.model_sha256 not in verified_models:
+                stored = self.model_path(p.model_sha256)
+                if not stored.is_dir():
+                    return broken(
+                        f"entry {position}: model {p.model_sha256[:12]} is not in the model store"
+                    )
+                model_report = verify_model(
+                    stored, self.policy, policy_where=self.policy_where, repo_root=stored
+                )
+                if sha256_file(stored / "model.rtm").sha256 != p.model_sha256:
+                    return broken(
+                        f"entry {position}: the stored model's bytes are not {p.model_sha256[:12]}"
+                    )
+                if not model_report.ok:
+                    return broken(
+                        f"entry {position}: model {p.model_sha256[:12]}: {model_report.failures[0].message}"
+                    )
+                verified_models[p.model_sha256] = True
+            state = apply_entry(state, entry.hash, p)
+            report.entries += 1
+        if state.to_dict() != checkpoint.to_dict():
+            return broken(
+                f"the checkpoint does not match the log: expected size {state.size} head {state.head}, "
+                f"found size {checkpoint.size} head {checkpoint.head}"
+            )
+        for position in (p for p in positions if p > checkpoint.size):
+            try:
+                entry = self.read_entry(position)
+            except LogBroken as exc:
+                return broken(f"beyond the checkpoint: {exc.diagnostics()}")
+            if position != checkpoint.size + 1 or entry.predicate.previous_entry != checkpoint.head:
+                return broken(
+                    f"entry {position} beyond the checkpoint does not follow the committed head"
+                )
+            report.notes.append(
+                f"entry {position} is beyond the checkpoint: an interrupted write, not committed"
+            )
+        report.models = len(verified_models)
+        return report
