@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 

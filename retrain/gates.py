@@ -110,6 +110,14 @@ def _num(value: Any, where: str, ctx: str, lo: float = -math.inf, hi: float = ma
     return float(value)
 
 
+def _int(value: Any, where: str, ctx: str, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise InputError(
+            ctx, where=where, expected=f"an integer in [{lo}, {hi}]", found=repr(value)
+        )
+    return value
+
+
 def parse_gate_spec(raw: Mapping[str, Any], *, where: str) -> GateSpec:
     unknown = sorted(set(raw) - _TOP)
     if unknown:
@@ -118,7 +126,7 @@ def parse_gate_spec(raw: Mapping[str, Any], *, where: str) -> GateSpec:
             where=where,
             expected=", ".join(sorted(_TOP)),
         )
-    if raw.get("spec_version") != GATE_SPEC_VERSION:
+    if type(raw.get("spec_version")) is not int or raw.get("spec_version") != GATE_SPEC_VERSION:
         raise InputError(
             "unknown gate spec version",
             where=where,
@@ -126,13 +134,17 @@ def parse_gate_spec(raw: Mapping[str, Any], *, where: str) -> GateSpec:
             found=raw.get("spec_version"),
         )
     ev = raw.get("evaluation", {})
+    if not isinstance(ev, dict):
+        raise InputError("[evaluation] must be a table", where=where, found=type(ev).__name__)
     extra = sorted(set(ev) - {"confidence", "resamples", "seed", "min_slice_rows", "leakage_key"})
     if extra:
         raise InputError(f"unknown key {extra[0]!r} in [evaluation]", where=where)
     confidence = _num(ev.get("confidence", 0.95), where, "evaluation.confidence", 0.5, 0.999)
-    resamples = int(_num(ev.get("resamples", 1000), where, "evaluation.resamples", 10, 100_000))
-    seed = int(_num(ev.get("seed", 0), where, "evaluation.seed", 0, 2**32 - 1))
-    min_slice_rows = int(_num(ev.get("min_slice_rows", 100), where, "evaluation.min_slice_rows", 1))
+    resamples = _int(ev.get("resamples", 1000), where, "evaluation.resamples", 10, 100_000)
+    seed = _int(ev.get("seed", 0), where, "evaluation.seed", 0, 2**32 - 1)
+    min_slice_rows = _int(
+        ev.get("min_slice_rows", 100), where, "evaluation.min_slice_rows", 1, 2**62
+    )
     leakage_key = ev.get("leakage_key")
     if leakage_key is not None and (not isinstance(leakage_key, str) or not leakage_key):
         raise InputError(

@@ -2,11 +2,12 @@
 
 Every metric here is computed for many bootstrap resamples at once. A
 resample is a vector of counts (how often each holdout row was drawn); all
-metrics are then weighted sums, so B resamples are a (B x n) count matrix and
-a handful of matrix products and cumulative sums, never a Python loop per
-resample. Resample b is drawn from ``numpy.random.default_rng([seed, b])``
-alone, so results do not depend on how resamples are batched, and the same
-seed gives the same intervals bit for bit.
+metrics are then weighted sums, so a batch of B resamples is a (B x n) count
+matrix, and the element-wise work, gathers, cumulative and segmented sums
+run on the whole matrix. Only the final per-resample totals are taken row by
+row (one pairwise sum each), so a resample's bits never depend on which
+batch it was in. Resample b is drawn from ``numpy.random.default_rng([seed,
+b])`` alone, so the same seed gives the same intervals bit for bit.
 
 Metrics: AUC (ties averaged, as the rank-sum identity), accuracy (p > 0.5,
 scikit-learn's predict rule), log loss (clipped at machine epsilon), Brier

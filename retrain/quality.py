@@ -178,7 +178,7 @@ def _names(value: Any, where: str, ctx: str) -> tuple[str, ...]:
 
 def parse_quality_spec(raw: Mapping[str, Any], *, where: str) -> QualitySpec:
     _expect(raw, _TOP, where, "the quality spec")
-    if raw.get("spec_version") != QUALITY_SPEC_VERSION:
+    if type(raw.get("spec_version")) is not int or raw.get("spec_version") != QUALITY_SPEC_VERSION:
         raise InputError(
             "unknown quality spec version",
             where=where,
@@ -290,7 +290,7 @@ def parse_quality_spec(raw: Mapping[str, Any], *, where: str) -> QualitySpec:
             )
             if "ks_statistic_max" in drift
             else None,
-            bins=int(_number(drift.get("bins", 10), where, "drift.bins", 2, 100)),
+            bins=_integer(drift.get("bins", 10), where, "drift.bins", 2, 100),
         )
     return QualitySpec(**kw)
 

@@ -122,6 +122,111 @@ def _entry_bytes(envelope: Any) -> bytes:
     return (json.dumps(envelope.to_dict(), sort_keys=True, separators=(",", ":")) + "\n").encode()
 
 
+# ---------------------------------------------------------------------------
+# Scanning the log fast: the audit's hot loop
+
+
+def _scan_entries(
+    log_dir: str, positions: Sequence[int], key_pems: dict[str, str]
+) -> list[tuple[int, str, Any, tuple[str, ...]] | str]:
+    """Read, parse and signature-check entries; per position (position, hash, predicate, signers) or an error.
+
+    The same checks as ``Registry.read_entry`` (envelope, payload type,
+    statement, predicate, position, subject, approvers = valid signers), with
+    the policy's public keys parsed once and verified through pyca/cryptography
+    directly: this runs once per entry of a possibly long log, in worker
+    processes. Authorization against the stage rules is left to the caller.
+    """
+    import base64
+    import hashlib
+
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    keys: dict[str, ec.EllipticCurvePublicKey] = {}
+    for keyid, pem in key_pems.items():
+        loaded = load_pem_public_key(pem.encode())
+        if isinstance(loaded, ec.EllipticCurvePublicKey):  # the policy admits only P-256
+            keys[keyid] = loaded
+    algorithm = ec.ECDSA(hashes.SHA256())
+    out: list[tuple[int, str, Any, tuple[str, ...]] | str] = []
+    for position in positions:
+        path = os.path.join(log_dir, f"{position:08d}.json")
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+            envelope = json.loads(data)
+            payload = base64.b64decode(envelope["payload"], validate=True)
+            payload_type = envelope["payloadType"]
+            signatures = envelope["signatures"]
+            if set(envelope) != {"payload", "payloadType", "signatures"} or not isinstance(
+                signatures, list
+            ):
+                raise ValueError("not a DSSE envelope")
+        except FileNotFoundError:
+            out.append(f"{path}: entry {position} is missing")
+            continue
+        except (ValueError, KeyError, TypeError) as exc:
+            out.append(
+                f"{path}: entry {position} is not a DSSE envelope ({str(exc).splitlines()[0][:80]})"
+            )
+            continue
+        if payload_type != PAYLOAD_TYPE:
+            out.append(
+                f"{path}: entry {position} payloadType: expected {PAYLOAD_TYPE}, found {payload_type}"
+            )
+            continue
+        pae = b"DSSEv1 %d %b %d %b" % (
+            len(payload_type),
+            payload_type.encode(),
+            len(payload),
+            payload,
+        )
+        valid = set()
+        for sig in signatures:
+            key = keys.get(str(sig.get("keyid"))) if isinstance(sig, dict) else None
+            if key is None:
+                continue
+            try:
+                key.verify(base64.b64decode(sig["sig"]), pae, algorithm)
+            except (InvalidSignature, ValueError, TypeError):
+                continue
+            valid.add(sig["keyid"])
+        try:
+            statement = Statement.from_json_bytes(payload, where=path)
+            if statement.predicate_type != PROMOTION_V1:
+                raise InputError(
+                    "predicate type",
+                    where=path,
+                    expected=PROMOTION_V1,
+                    found=statement.predicate_type,
+                )
+            predicate = PromotionPredicate.from_dict(statement.predicate, where=path)
+        except InputError as exc:
+            out.append(f"entry {position}: {exc.diagnostics()}")
+            continue
+        subject = statement.subject("model.rtm")
+        if subject is None or subject.sha256 != predicate.model_sha256:
+            out.append(f"{path}: entry {position}: subject and predicate name different models")
+            continue
+        if predicate.position != position:
+            out.append(
+                f"{path}: entry {position} claims another position: expected {position}, found {predicate.position}"
+            )
+            continue
+        signers = tuple(sorted(valid))
+        if tuple(predicate.approvers) != signers:
+            out.append(
+                f"{path}: entry {position}: approvers are not the keys whose signatures verify: expected "
+                f"{', '.join(k[:12] for k in signers) or 'a valid signature'}, found {', '.join(k[:12] for k in predicate.approvers)}"
+            )
+            continue
+        out.append((position, "sha256:" + hashlib.sha256(data).hexdigest(), predicate, signers))
+    return out
+
+
 def apply_entry(state: Checkpoint, entry_hash: str, p: PromotionPredicate) -> Checkpoint:
     """The state after one entry (pure): who serves each stage, what reached where."""
     stages = dict(state.stages)
@@ -136,7 +241,10 @@ def apply_entry(state: Checkpoint, entry_hash: str, p: PromotionPredicate) -> Ch
             held = stages.get(lower)
             if held is not None and held.model_sha256 == p.model_sha256:
                 stages[lower] = None
-    if p.stage == "production" and (not history or history[-1] != p.model_sha256):
+    if p.stage == "production":
+        # Every model that ever served production, once each, most recent last.
+        if p.model_sha256 in history:
+            history.remove(p.model_sha256)
         history.append(p.model_sha256)
     return Checkpoint(
         size=p.position,
@@ -597,6 +705,7 @@ class Registry:
             current = checkpoint.stages.get("production")
             target = to
             if target is None and current is not None:
+                # The model that served production most recently before the current one.
                 earlier = [h for h in checkpoint.production_history if h != current.model_sha256]
                 target = earlier[-1] if earlier else None
             if target is None:
@@ -646,6 +755,23 @@ class Registry:
 
     # -- audit ---------------------------------------------------------------
 
+    def _scan(self, positions: list[int]) -> Iterator[tuple[int, str, Any, tuple[str, ...]] | str]:
+        """Entries in order; long logs are scanned by one worker process per CPU."""
+        pems = {k: key.keyval["public"] for k, key in self.policy.keys.items()}
+        workers = min(os.cpu_count() or 1, max(1, len(positions) // 2000))
+        if workers == 1:
+            yield from _scan_entries(str(self.log_dir), positions, pems)
+            return
+        from concurrent.futures import ProcessPoolExecutor
+
+        size = -(-len(positions) // workers)
+        chunks = [positions[i : i + size] for i in range(0, len(positions), size)]
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            for result in pool.map(
+                _scan_entries, [str(self.log_dir)] * len(chunks), chunks, [pems] * len(chunks)
+            ):
+                yield from result
+
     def audit(self, *, verify_models: bool = True) -> AuditReport:
         """Re-verify the log from the first entry, and every model it names."""
         from retrain.attest.verify import verify_model
@@ -670,11 +796,14 @@ class Registry:
             )
         state = Checkpoint.empty()
         verified_models: dict[str, bool] = {}
-        for position in committed:
-            try:
-                entry = self.read_entry(position)
-            except LogBroken as exc:
-                return broken(exc.diagnostics())
+        for scanned in self._scan(committed):
+            if isinstance(scanned, str):
+                return broken(scanned)
+            position, entry_hash, predicate, signers = scanned
+            errors = self._authorization_errors(signers, predicate.action, predicate.stage)
+            if errors:
+                return broken(f"{self.entry_path(position)}: entry {position}: {errors[0]}")
+            entry = LogEntry(position, self.entry_path(position), entry_hash, predicate, signers)
             p = entry.predicate
             if p.previous_entry != state.head:
                 return broken(

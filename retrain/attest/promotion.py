@@ -378,7 +378,9 @@ class Checkpoint:
     size: int
     head: str | None
     stages: Mapping[str, StageState | None]
-    production_history: tuple[str, ...]  # every model that served production, oldest first
+    production_history: tuple[
+        str, ...
+    ]  # every model that served production, once, most recent last
     reached: Mapping[str, tuple[str, ...]] = field(
         default_factory=dict
     )  # model -> stages it reached

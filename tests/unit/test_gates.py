@@ -272,17 +272,17 @@ def test_spec_refuses_no_gates() -> None:
         ),
         pytest.param(
             {"evaluation": {"resamples": 5}},
-            "g.toml: evaluation.resamples: expected a number in [10, 100000], found 5",
+            "g.toml: evaluation.resamples: expected an integer in [10, 100000], found 5",
             id="too-few-resamples",
         ),
         pytest.param(
             {"evaluation": {"seed": -1}},
-            "g.toml: evaluation.seed: expected a number in [0, 4294967295]",
+            "g.toml: evaluation.seed: expected an integer in [0, 4294967295]",
             id="negative-seed",
         ),
         pytest.param(
             {"evaluation": {"min_slice_rows": 0}},
-            "g.toml: evaluation.min_slice_rows: expected a number in [1, inf], found 0",
+            "g.toml: evaluation.min_slice_rows: expected an integer in [1, 4611686018427387904], found 0",
             id="zero-min-slice-rows",
         ),
         pytest.param(

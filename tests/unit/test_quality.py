@@ -202,7 +202,7 @@ def test_spec_refuses_an_unknown_key_naming_it_and_its_table(
         ),
         pytest.param(
             {"drift": {"reference": "r", "bins": 1}},
-            "drift.bins: expected a number in [2, 100]",
+            "drift.bins: expected an integer in [2, 100]",
             id="one-bin",
         ),
         pytest.param(
