@@ -591,7 +591,7 @@ def promote(
         click.echo(f"note: {note}", err=True)
     click.echo(
         f"promoted {result.entry.predicate.model_sha256[:12]} to {stage} (entry {result.entry.position})",
-        err=not as_json,
+        err=as_json,
     )
     _print_state(registry, result.checkpoint, as_json)
 
@@ -617,7 +617,7 @@ def rollback(
     result = registry.rollback(signers=_signers(key_paths), to=target, reason=reason)
     click.echo(
         f"rolled production back to {result.entry.predicate.model_sha256[:12]} (entry {result.entry.position})",
-        err=not as_json,
+        err=as_json,
     )
     _print_state(registry, result.checkpoint, as_json)
 

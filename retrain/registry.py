@@ -241,17 +241,23 @@ def apply_entry(state: Checkpoint, entry_hash: str, p: PromotionPredicate) -> Ch
             held = stages.get(lower)
             if held is not None and held.model_sha256 == p.model_sha256:
                 stages[lower] = None
+    rolled_back = set(state.rolled_back)
     if p.stage == "production":
         # Every model that ever served production, once each, most recent last.
         if p.model_sha256 in history:
             history.remove(p.model_sha256)
         history.append(p.model_sha256)
+        # A rollback marks the model it replaces; promoting a model again clears it.
+        rolled_back.discard(p.model_sha256)
+        if p.action == "rollback" and p.previous_model is not None:
+            rolled_back.add(p.previous_model)
     return Checkpoint(
         size=p.position,
         head=entry_hash,
         stages=stages,
         production_history=tuple(history),
         reached=reached,
+        rolled_back=tuple(sorted(rolled_back)),
     )
 
 
@@ -389,10 +395,8 @@ class Registry:
         from retrain.attest.envelope import read_envelopes
 
         if not self.checkpoint_path.exists():
-            if self.log_dir.exists() and any(self.log_dir.iterdir()):
-                raise LogBroken(
-                    "the log has entries but no checkpoint", where=str(self.checkpoint_path)
-                )
+            # Nothing committed yet; an entry without a checkpoint is an
+            # interrupted first write (audit and the next write judge it).
             return Checkpoint.empty()
         try:
             (envelope,) = read_envelopes(self.checkpoint_path)
@@ -420,11 +424,37 @@ class Registry:
                 "checkpoint payload is not JSON", where=str(self.checkpoint_path)
             ) from None
         try:
-            return Checkpoint.from_dict(raw, where=str(self.checkpoint_path))
+            checkpoint = Checkpoint.from_dict(raw, where=str(self.checkpoint_path))
         except InputError as exc:
             raise LogBroken(
                 exc.what, where=exc.where, expected=exc.expected, found=exc.found
             ) from None
+        if checkpoint.size:
+            # The checkpoint must be the head entry's: same bytes, same approvers.
+            head_path = self.entry_path(checkpoint.size)
+            try:
+                head_bytes = head_path.read_bytes()
+            except FileNotFoundError:
+                raise LogBroken(
+                    f"entry {checkpoint.size}, the checkpoint's head, is missing",
+                    where=str(head_path),
+                ) from None
+            if "sha256:" + sha256_bytes(head_bytes) != checkpoint.head:
+                raise LogBroken(
+                    f"entry {checkpoint.size} is not the checkpoint's head",
+                    where=str(head_path),
+                    expected=checkpoint.head,
+                    found="sha256:" + sha256_bytes(head_bytes),
+                )
+            head = self.read_entry(checkpoint.size)
+            if not set(head.predicate.approvers) <= signers:
+                raise LogBroken(
+                    "the checkpoint is not signed by the head entry's approvers",
+                    where=str(self.checkpoint_path),
+                    expected=", ".join(self.policy.key_label(k) for k in head.predicate.approvers),
+                    found=", ".join(self.policy.key_label(k) for k in sorted(signers)),
+                )
+        return checkpoint
 
     def read_entry(self, position: int) -> LogEntry:
         """One entry, its signature checked against the policy's keys (not yet its rules)."""
@@ -635,7 +665,17 @@ class Registry:
         return PromotionResult(entry=entry, checkpoint=new_state)
 
     def _signer_ids(self, signers: Sequence[Any]) -> tuple[str, ...]:
-        return tuple(sorted({s.public_key.keyid for s in signers}))
+        """The approvers' keyids; a key the policy does not list approves nothing."""
+        keyids = sorted({s.public_key.keyid for s in signers})
+        unknown = [k for k in keyids if k not in self.policy.keys]
+        if unknown:
+            raise PromotionRefused(
+                [
+                    f"key {k[:12]} is not in the trust policy {self.policy_where}: it cannot approve"
+                    for k in unknown
+                ]
+            )
+        return tuple(keyids)
 
     def promote(
         self,
@@ -682,7 +722,7 @@ class Registry:
             )
             reasons += transition_errors(checkpoint, predicate, self.policy)
             if reasons:
-                raise PromotionRefused(reasons)
+                raise PromotionRefused(list(dict.fromkeys(reasons)))
             notes = self._discard_pending(checkpoint)
             self._store_model(model_dir, sha, repo_root)
             result = self._append(checkpoint, predicate, signers)
@@ -705,8 +745,13 @@ class Registry:
             current = checkpoint.stages.get("production")
             target = to
             if target is None and current is not None:
-                # The model that served production most recently before the current one.
-                earlier = [h for h in checkpoint.production_history if h != current.model_sha256]
+                # The model that served production most recently before the
+                # current one, never one production was rolled back away from.
+                earlier = [
+                    h
+                    for h in checkpoint.production_history
+                    if h != current.model_sha256 and h not in checkpoint.rolled_back
+                ]
                 target = earlier[-1] if earlier else None
             if target is None:
                 raise PromotionRefused(["no earlier production model to roll back to"])
@@ -748,7 +793,7 @@ class Registry:
                     )
                     reasons += [f.message for f in report.failures]
             if reasons:
-                raise PromotionRefused(reasons)
+                raise PromotionRefused(list(dict.fromkeys(reasons)))
             notes = self._discard_pending(checkpoint)
             result = self._append(checkpoint, predicate, signers)
         return replace(result, notes=tuple(notes))

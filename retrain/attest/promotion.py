@@ -358,6 +358,13 @@ class StageState:
     def from_dict(cls, raw: object, *, where: str) -> StageState:
         d = _obj(raw, where, "stage state")
         _keys(d, {"model", "traffic", "position", "approvers", "time"}, set(), where, "stage state")
+        approvers = d["approvers"]
+        if not isinstance(approvers, list) or not all(
+            isinstance(a, str) and _SHA256.fullmatch(a) for a in approvers
+        ):
+            raise InputError(
+                "stage state approvers must be a list of keyids", where=where, found=repr(approvers)
+            )
         return cls(
             model_sha256=_match(d["model"], _SHA256, where, "stage state model"),
             traffic=_int(d["traffic"], where, "stage state traffic", 0, 100),
@@ -381,9 +388,10 @@ class Checkpoint:
     production_history: tuple[
         str, ...
     ]  # every model that served production, once, most recent last
-    reached: Mapping[str, tuple[str, ...]] = field(
-        default_factory=dict
-    )  # model -> stages it reached
+    # model -> the stages it reached
+    reached: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # models production was rolled back away from (sorted)
+    rolled_back: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -393,12 +401,18 @@ class Checkpoint:
             "stages": {s: _state_dict(self.stages.get(s)) for s in STAGES},
             "productionHistory": list(self.production_history),
             "reached": {m: list(v) for m, v in sorted(self.reached.items())},
+            "rolledBack": list(self.rolled_back),
         }
 
     @classmethod
     def empty(cls) -> Checkpoint:
         return cls(
-            size=0, head=None, stages={s: None for s in STAGES}, production_history=(), reached={}
+            size=0,
+            head=None,
+            stages={s: None for s in STAGES},
+            production_history=(),
+            reached={},
+            rolled_back=(),
         )
 
     @classmethod
@@ -406,7 +420,7 @@ class Checkpoint:
         d = _obj(raw, where, "checkpoint")
         _keys(
             d,
-            {"checkpoint", "size", "head", "stages", "productionHistory", "reached"},
+            {"checkpoint", "size", "head", "stages", "productionHistory", "reached", "rolledBack"},
             set(),
             where,
             "checkpoint",
@@ -437,10 +451,24 @@ class Checkpoint:
         ):
             raise InputError("productionHistory must be a list of sha256", where=where)
         reached = _obj(d["reached"], where, "reached")
+        for model, reached_stages in reached.items():
+            _match(model, _SHA256, where, "reached model")
+            if not isinstance(reached_stages, list) or not all(s in STAGES for s in reached_stages):
+                raise InputError(
+                    f"reached[{model[:12]}] must list stages",
+                    where=where,
+                    found=repr(reached_stages),
+                )
+        rolled_back = d["rolledBack"]
+        if not isinstance(rolled_back, list) or not all(
+            isinstance(h, str) and _SHA256.fullmatch(h) for h in rolled_back
+        ):
+            raise InputError("rolledBack must be a list of sha256", where=where)
         return cls(
             size=size,
             head=head,
             stages=stages,
             production_history=tuple(history),
             reached={m: tuple(v) for m, v in reached.items()},
+            rolled_back=tuple(rolled_back),
         )

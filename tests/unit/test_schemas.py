@@ -2,11 +2,11 @@
 
 Real files (the checked-in manifests, recipes and trust policy) and files the
 code writes (a model header, provenance statements, attestation predicates,
-policies, DSSE envelopes) must validate; damaged variants must not, and where
-the loader is the authority it must refuse them too. The Python snippets in
-docs/*.md are executed and compared with the library, so the documented
-algorithms cannot drift from the implemented ones. Everything is built here:
-no test needs a prior Bazel build.
+policies, DSSE envelopes, promotion entries and registry checkpoints) must
+validate; damaged variants must not, and where the loader is the authority it
+must refuse them too. The Python snippets in docs/*.md are executed and
+compared with the library, so the documented algorithms cannot drift from the
+implemented ones. Everything is built here: no test needs a prior Bazel build.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from retrain.attest.predicates import (
     DatasetPredicate,
     EvaluationPredicate,
 )
+from retrain.attest.promotion import Checkpoint, PromotionPredicate, StageState
 from retrain.attest.provenance import (
     BuildProvenance,
     ResourceDescriptor,
@@ -55,6 +56,7 @@ from retrain.manifest import DataManifest, create_manifest, load_manifest
 from retrain.model import Model
 from retrain.quality import load_quality_spec, profile_table, run_quality_checks
 from retrain.recipe import SplitSpec, TrainingRecipe, load_recipe
+from retrain.registry import apply_entry
 from retrain.serialize import model_to_bytes, read_model_header
 from retrain.split import holdout_mask
 from retrain.train import train_model
@@ -120,6 +122,8 @@ def _read_json(path: Path) -> Json:
         "evaluation-predicate.v2.schema.json",
         "policy.v1.schema.json",
         "dsse-envelope.schema.json",
+        "promotion-predicate.v1.schema.json",
+        "registry-checkpoint.v1.schema.json",
     ],
 )
 def test_schema_is_a_valid_draft_2020_12_schema_with_a_retrain_id(name: str) -> None:
@@ -1414,6 +1418,8 @@ def test_checked_in_policy_matches_the_policy_schema_and_loads(checked_in_policy
     assert list(policy.steps) == ["dataset", "holdout", "build", "evaluation"]
     assert policy.steps["holdout"].predicate_type == DATASET_V1
     assert policy.steps["evaluation"].predicate_type == EVALUATION_V2
+    assert policy.promotion is not None
+    assert set(policy.promotion.stages) == {"shadow", "canary", "production"}
 
 
 @pytest.mark.parametrize(
@@ -1453,6 +1459,49 @@ def test_policy_written_for_generated_keys_matches_the_policy_schema(
     assert TrustPolicy.from_dict(raw, where="policy.json").to_dict() == raw
 
 
+def test_policy_written_without_promotion_rules_matches_the_policy_schema(
+    key_pairs: dict[str, KeyPairPaths],
+) -> None:
+    built = TrustPolicy.for_keys(
+        [(name, pair.public.read_text(encoding="ascii")) for name, pair in key_pairs.items()],
+        expires=FAR_FUTURE,
+        promotion=False,
+    )
+    raw = json.loads(json.dumps(built.to_dict()))
+
+    assert "promotion" not in raw
+    assert _errors("policy.v1.schema.json", raw) == []
+    assert TrustPolicy.from_dict(raw, where="policy.json").promotion is None
+
+
+def test_policy_with_two_approvers_for_production_matches_the_schema_and_loads(
+    key_pairs: dict[str, KeyPairPaths],
+) -> None:
+    built = TrustPolicy.for_keys(
+        [(name, pair.public.read_text(encoding="ascii")) for name, pair in key_pairs.items()],
+        expires=FAR_FUTURE,
+    )
+    raw = json.loads(json.dumps(built.to_dict()))
+    release, ci = key_pairs["release"].keyid, key_pairs["ci"].keyid
+    raw["promotion"]["stages"] = {
+        "shadow": {"functionaries": [ci], "threshold": 1, "after": ["candidate"]},
+        "canary": {"functionaries": [ci, release], "threshold": 1, "after": ["shadow"]},
+        "production": {
+            "functionaries": sorted([ci, release]),
+            "threshold": 2,
+            "after": ["canary", "shadow"],
+        },
+    }
+    raw["promotion"]["rollback"] = {"functionaries": [release], "threshold": 1}
+
+    assert _errors("policy.v1.schema.json", raw) == []
+    promotion = TrustPolicy.from_dict(raw, where="policy.json").promotion
+    assert promotion is not None
+    assert promotion.stages["production"].threshold == 2
+    assert promotion.stages["canary"].max_traffic == 100  # absent: the loader's default
+    assert promotion.rollback_functionaries == (release,)
+
+
 def _key_entry(policy: Json) -> Json:
     entry: Json = next(iter(policy["keys"].values()))
     return entry
@@ -1464,6 +1513,15 @@ def _step(name: str) -> Callable[[Json], Json]:
 
 def _in_step(name: str, key: str, value: object) -> Mutation:
     return lambda p: _step(name)(p).update({key: value})
+
+
+def _stages(policy: Json) -> Json:
+    stages: Json = policy["promotion"]["stages"]
+    return stages
+
+
+def _in_stage(name: str, key: str, value: object) -> Mutation:
+    return lambda p: _stages(p)[name].update({key: value})
 
 
 POLICY_REFUSALS: list[tuple[str, Mutation]] = [
@@ -1516,15 +1574,57 @@ POLICY_REFUSALS: list[tuple[str, Mutation]] = [
     ("expires-with-fraction", _set_in("expires", value="2027-11-26T00:00:00.5Z")),
     ("expires-lowercase-zone", _set_in("expires", value="2027-11-26T00:00:00z")),
     ("expires-hour-24", _set_in("expires", value="2027-11-26T24:00:00Z")),
+    # The promotion section (docs/registry.md)
+    ("promotion-not-an-object", _set_in("promotion", value=[])),
+    ("promotion-without-stages", _drop("promotion", "stages")),
+    ("promotion-without-rollback", _drop("promotion", "rollback")),
+    ("promotion-with-unknown-key", _set_in("promotion", "deploy", value={})),
+    (
+        "promotion-unknown-stage",
+        lambda p: _stages(p).update(staging=copy.deepcopy(_stages(p)["shadow"])),
+    ),
+    ("stages-as-list", lambda p: p["promotion"].update(stages=list(_stages(p).values()))),
+    ("stage-without-after", _drop("promotion", "stages", "shadow", "after")),
+    ("stage-without-threshold", _drop("promotion", "stages", "production", "threshold")),
+    ("stage-with-unknown-key", _in_stage("production", "approved_by", "release")),
+    ("stage-threshold-zero", _in_stage("production", "threshold", 0)),
+    ("stage-threshold-as-bool", _in_stage("production", "threshold", True)),
+    ("stage-threshold-as-string", _in_stage("production", "threshold", "1")),
+    ("stage-without-functionaries", _in_stage("canary", "functionaries", [])),
+    ("stage-functionary-not-a-keyid", _in_stage("canary", "functionaries", ["release"])),
+    (
+        "stage-repeated-functionary",
+        lambda p: _stages(p)["canary"].update(
+            functionaries=_stages(p)["canary"]["functionaries"] * 2
+        ),
+    ),
+    ("max-traffic-on-production", _in_stage("production", "max_traffic", 100)),
+    ("max-traffic-on-shadow", _in_stage("shadow", "max_traffic", 0)),
+    ("max-traffic-zero", _in_stage("canary", "max_traffic", 0)),
+    ("max-traffic-above-100", _in_stage("canary", "max_traffic", 101)),
+    ("max-traffic-as-bool", _in_stage("canary", "max_traffic", True)),
+    ("max-traffic-with-fraction", _in_stage("canary", "max_traffic", 12.5)),
+    ("after-empty", _in_stage("canary", "after", [])),
+    ("after-as-string", _in_stage("canary", "after", "shadow")),
+    ("after-names-its-own-stage", _in_stage("canary", "after", ["canary"])),
+    ("after-names-an-unknown-stage", _in_stage("shadow", "after", ["staging"])),
+    ("rollback-with-unknown-key", _set_in("promotion", "rollback", "after", value=["canary"])),
+    ("rollback-without-threshold", _drop("promotion", "rollback", "threshold")),
+    ("rollback-threshold-zero", _set_in("promotion", "rollback", "threshold", value=0)),
+    (
+        "rollback-functionary-as-number",
+        _set_in("promotion", "rollback", "functionaries", value=[1]),
+    ),
 ]
 
-# The loader accepts these (docs/attestations.md, "Schema and loader").
+# The loader accepts these (docs/attestations.md and docs/registry.md, "Schema and loader").
 POLICY_SCHEMA_ONLY_REFUSALS: list[tuple[str, Mutation]] = [
     ("key-without-name", lambda p: _key_entry(p).pop("name")),
     ("key-without-keytype", lambda p: _key_entry(p).pop("keytype")),
     ("key-without-scheme", lambda p: _key_entry(p).pop("scheme")),
     ("empty-key-name", lambda p: _key_entry(p).update(name="")),
     ("description-not-a-string", _set_in("description", value=["release key"])),
+    ("after-names-a-stage-twice", _in_stage("production", "after", ["canary", "canary"])),
 ]
 
 
@@ -1532,8 +1632,9 @@ def _other_keyid(p: Json) -> None:
     keyid, entry = next(iter(p["keys"].items()))
     other = "00" * 32
     p["keys"] = {other: entry}
-    for step in p["steps"].values():
-        step["functionaries"] = [other if f == keyid else f for f in step["functionaries"]]
+    rules = [*p["steps"].values(), *_stages(p).values(), p["promotion"]["rollback"]]
+    for rule in rules:
+        rule["functionaries"] = [other if f == keyid else f for f in rule["functionaries"]]
 
 
 # Only the loader can check these: they depend on the key itself or on other fields.
@@ -1541,6 +1642,12 @@ POLICY_LOADER_ONLY_REFUSALS: list[tuple[str, Mutation]] = [
     ("keyid-of-another-key", _other_keyid),
     ("functionary-not-listed", _in_step("build", "functionaries", ["00" * 32])),
     ("threshold-above-functionaries", _in_step("build", "threshold", 2)),
+    ("promotion-functionary-not-listed", _in_stage("production", "functionaries", ["00" * 32])),
+    ("promotion-threshold-above-functionaries", _in_stage("production", "threshold", 2)),
+    (
+        "rollback-functionary-not-listed",
+        _set_in("promotion", "rollback", "functionaries", value=["00" * 32]),
+    ),
     ("expires-not-a-date", _set_in("expires", value="2027-02-30T00:00:00Z")),
     (
         "public-key-not-p256",
@@ -1574,6 +1681,300 @@ def test_policy_loader_refuses_damaged_policy(
 ) -> None:
     with pytest.raises(RetrainError):
         TrustPolicy.from_dict(_mutated(checked_in_policy, mutate), where="policy.json")
+
+
+# Promotion registry: log entries and checkpoints (docs/registry.md)
+
+MODEL_A = "61" * 32
+MODEL_B = "77" * 32
+KEY_OPS = "0d" * 32
+KEY_RELEASE = "1b" * 32
+ENTRY_HASH = "sha256:" + "c3" * 32
+
+
+def _entry(**changes: Any) -> PromotionPredicate:
+    """A canary promotion in the middle of a log, by two approvers."""
+    entry = PromotionPredicate(
+        position=5,
+        previous_entry=ENTRY_HASH,
+        action="promote",
+        stage="canary",
+        traffic=25,
+        model_sha256=MODEL_B,
+        previous_model=MODEL_A,
+        approvers=(KEY_OPS, KEY_RELEASE),
+        time="2026-11-26T20:01:23Z",
+        reason="shadow clean for a day",
+    )
+    return dataclasses.replace(entry, **changes)
+
+
+PROMOTION_ENTRIES: list[tuple[str, PromotionPredicate]] = [
+    (
+        "first-entry-to-shadow",
+        _entry(
+            position=1,
+            previous_entry=None,
+            stage="shadow",
+            traffic=0,
+            model_sha256=MODEL_A,
+            previous_model=None,
+            approvers=(KEY_RELEASE,),
+            reason="",
+        ),
+    ),
+    ("canary-by-two-approvers", _entry()),
+    ("production", _entry(stage="production", traffic=100)),
+    (
+        "rollback",
+        _entry(
+            action="rollback",
+            stage="production",
+            traffic=100,
+            model_sha256=MODEL_A,
+            previous_model=MODEL_B,
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "entry", [e for _, e in PROMOTION_ENTRIES], ids=[c for c, _ in PROMOTION_ENTRIES]
+)
+def test_promotion_predicate_matches_the_schema_and_loads_back(entry: PromotionPredicate) -> None:
+    raw = json.loads(json.dumps(entry.to_dict()))
+
+    assert _errors("promotion-predicate.v1.schema.json", raw) == []
+    assert PromotionPredicate.from_dict(raw, where="entry") == entry
+
+
+@pytest.fixture(scope="module")
+def promotion_predicate() -> Json:
+    return json.loads(json.dumps(_entry().to_dict()))  # type: ignore[no-any-return]
+
+
+PROMOTION_PREDICATE_REFUSALS: list[tuple[str, Mutation]] = [
+    ("unknown-top-level-key", _set_in("signedAt", value="2026-11-26T20:01:23Z")),
+    ("missing-reason", _drop("reason")),
+    ("missing-previous-model", _drop("previousModel")),
+    ("missing-log", _drop("log")),
+    ("log-with-unknown-key", _set_in("log", "size", value=5)),
+    ("log-without-position", _drop("log", "position")),
+    ("position-zero", _set_in("log", "position", value=0)),
+    ("position-as-string", _set_in("log", "position", value="5")),
+    ("position-as-bool", _set_in("log", "position", value=True)),
+    ("position-with-fraction", _set_in("log", "position", value=5.5)),
+    ("previous-entry-without-prefix", _set_in("log", "previousEntry", value="c3" * 32)),
+    ("previous-entry-uppercase", _set_in("log", "previousEntry", value="sha256:" + "C3" * 32)),
+    ("previous-entry-null-after-the-first", _set_in("log", "previousEntry", value=None)),
+    ("first-entry-with-a-previous-entry", _set_in("log", "position", value=1)),
+    ("unknown-action", _set_in("action", value="demote")),
+    ("candidate-is-not-a-stage", _set_in("stage", value="candidate")),
+    ("unknown-stage", _set_in("stage", value="staging")),
+    ("rollback-of-canary", _set_in("action", value="rollback")),
+    ("traffic-above-100", _set_in("traffic", value=101)),
+    ("negative-traffic", _set_in("traffic", value=-1)),
+    ("traffic-as-string", _set_in("traffic", value="25")),
+    ("traffic-with-fraction", _set_in("traffic", value=12.5)),
+    ("model-sha256-prefixed", _set_in("model", "sha256", value="sha256:" + MODEL_B)),
+    ("model-sha256-short", _set_in("model", "sha256", value=MODEL_B[:63])),
+    ("model-sha256-uppercase", _set_in("model", "sha256", value=MODEL_B.upper().replace("7", "A"))),
+    ("model-sha256-with-trailing-newline", _set_in("model", "sha256", value=MODEL_B + "\n")),
+    ("model-with-unknown-key", _set_in("model", "name", value="model.rtm")),
+    ("model-as-string", _set_in("model", value=MODEL_B)),
+    ("previous-model-as-string", _set_in("previousModel", value=MODEL_A)),
+    ("previous-model-without-sha256", _set_in("previousModel", value={})),
+    ("no-approvers", _set_in("approvers", value=[])),
+    ("approvers-as-string", _set_in("approvers", value=KEY_RELEASE)),
+    ("approver-not-a-keyid", _set_in("approvers", value=["release"])),
+    ("repeated-approver", _set_in("approvers", value=[KEY_RELEASE, KEY_RELEASE])),
+    ("time-without-zone", _set_in("time", value="2026-11-26T20:01:23")),
+    ("time-date-only", _set_in("time", value="2026-11-26")),
+    ("time-with-offset", _set_in("time", value="2026-11-26T20:01:23+00:00")),
+    ("time-as-number", _set_in("time", value=1795723283)),
+    ("reason-null", _set_in("reason", value=None)),
+]
+
+# The loader accepts these; retrain never writes them: its clock writes whole
+# seconds, and `retrain audit` refuses a traffic its stage does not allow.
+PROMOTION_PREDICATE_SCHEMA_ONLY_REFUSALS: list[tuple[str, Mutation]] = [
+    ("time-with-fraction", _set_in("time", value="2026-11-26T20:01:23.5Z")),
+    ("time-in-month-13", _set_in("time", value="2026-13-26T20:01:23Z")),
+    ("shadow-with-traffic", lambda p: p.update(stage="shadow", traffic=5)),
+    ("canary-without-traffic", _set_in("traffic", value=0)),
+    ("production-below-100", lambda p: p.update(stage="production", traffic=90)),
+]
+
+# Only the loader can check these.
+PROMOTION_PREDICATE_LOADER_ONLY_REFUSALS: list[tuple[str, Mutation]] = [
+    ("approvers-not-sorted", _set_in("approvers", value=[KEY_RELEASE, KEY_OPS])),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "mutate"),
+    PROMOTION_PREDICATE_REFUSALS + PROMOTION_PREDICATE_SCHEMA_ONLY_REFUSALS,
+    ids=[c for c, _ in PROMOTION_PREDICATE_REFUSALS + PROMOTION_PREDICATE_SCHEMA_ONLY_REFUSALS],
+)
+def test_promotion_predicate_schema_refuses_damaged_predicate(
+    promotion_predicate: Json, case: str, mutate: Mutation
+) -> None:
+    damaged = _mutated(promotion_predicate, mutate)
+
+    assert _errors("promotion-predicate.v1.schema.json", damaged) != []
+
+
+@pytest.mark.parametrize(
+    ("case", "mutate"),
+    PROMOTION_PREDICATE_REFUSALS + PROMOTION_PREDICATE_LOADER_ONLY_REFUSALS,
+    ids=[c for c, _ in PROMOTION_PREDICATE_REFUSALS + PROMOTION_PREDICATE_LOADER_ONLY_REFUSALS],
+)
+def test_promotion_predicate_loader_refuses_damaged_predicate(
+    promotion_predicate: Json, case: str, mutate: Mutation
+) -> None:
+    with pytest.raises(RetrainError):
+        PromotionPredicate.from_dict(_mutated(promotion_predicate, mutate), where="entry")
+
+
+def _served(model: str, traffic: int, position: int, *approvers: str) -> StageState:
+    return StageState(model, traffic, position, approvers, f"2026-11-26T20:0{position}:00Z")
+
+
+def _checkpoint() -> Checkpoint:
+    """Model B in canary at 25% while model A serves production."""
+    return Checkpoint(
+        size=5,
+        head=ENTRY_HASH,
+        stages={
+            "shadow": None,
+            "canary": _served(MODEL_B, 25, 5, KEY_OPS, KEY_RELEASE),
+            "production": _served(MODEL_A, 100, 3, KEY_RELEASE),
+        },
+        production_history=(MODEL_A,),
+        reached={MODEL_A: ("canary", "production", "shadow"), MODEL_B: ("canary", "shadow")},
+    )
+
+
+@pytest.mark.parametrize(
+    "checkpoint", [Checkpoint.empty(), _checkpoint()], ids=["empty-log", "five-entries"]
+)
+def test_checkpoint_matches_the_schema_and_loads_back(checkpoint: Checkpoint) -> None:
+    raw = json.loads(json.dumps(checkpoint.to_dict()))
+
+    assert _errors("registry-checkpoint.v1.schema.json", raw) == []
+    assert Checkpoint.from_dict(raw, where="checkpoint").to_dict() == raw
+
+
+def test_every_checkpoint_a_log_leads_to_matches_the_schema() -> None:
+    """The states a write commits: promotions up the stages, a second model, a rollback."""
+    log = [
+        _entry(
+            position=1,
+            previous_entry=None,
+            stage="shadow",
+            traffic=0,
+            model_sha256=MODEL_A,
+            previous_model=None,
+        ),
+        _entry(position=2, stage="canary", traffic=10, model_sha256=MODEL_A, previous_model=None),
+        _entry(
+            position=3, stage="production", traffic=100, model_sha256=MODEL_A, previous_model=None
+        ),
+        _entry(position=4, stage="shadow", traffic=0, previous_model=None),
+        _entry(position=5, previous_model=None),
+        _entry(position=6, stage="production", traffic=100),
+        _entry(
+            position=7,
+            action="rollback",
+            stage="production",
+            traffic=100,
+            model_sha256=MODEL_A,
+            previous_model=MODEL_B,
+        ),
+    ]
+    state = Checkpoint.empty()
+    for entry in log:
+        state = apply_entry(state, f"sha256:{entry.position:064x}", entry)
+        raw = json.loads(json.dumps(state.to_dict()))
+
+        assert _errors("registry-checkpoint.v1.schema.json", raw) == [], entry.position
+        assert Checkpoint.from_dict(raw, where="checkpoint").to_dict() == raw
+    assert state.production_history == (MODEL_B, MODEL_A)  # each model once, latest last
+
+
+@pytest.fixture(scope="module")
+def checkpoint() -> Json:
+    return json.loads(json.dumps(_checkpoint().to_dict()))  # type: ignore[no-any-return]
+
+
+def _canary_state(c: Json) -> Json:
+    state: Json = c["stages"]["canary"]
+    return state
+
+
+CHECKPOINT_REFUSALS: list[tuple[str, Mutation]] = [
+    ("unknown-top-level-key", _set_in("signedAt", value="2026-11-26T20:01:23Z")),
+    ("missing-reached", _drop("reached")),
+    ("missing-production-history", _drop("productionHistory")),
+    ("other-version", _set_in("checkpoint", value="https://retrain.dev/registry/checkpoint/v2")),
+    ("negative-size", _set_in("size", value=-1)),
+    ("size-as-string", _set_in("size", value="5")),
+    ("size-as-bool", _set_in("size", value=True)),
+    ("head-without-prefix", _set_in("head", value="c3" * 32)),
+    ("head-null-with-entries", _set_in("head", value=None)),
+    ("head-of-an-empty-log", _set_in("size", value=0)),
+    ("stages-without-shadow", _drop("stages", "shadow")),
+    ("stages-with-unknown-stage", _set_in("stages", "staging", value=None)),
+    ("stages-as-list", _set_in("stages", value=[])),
+    ("stage-state-as-string", _set_in("stages", "canary", value=MODEL_B)),
+    ("stage-state-with-unknown-key", lambda c: _canary_state(c).update(reason="")),
+    ("stage-state-without-time", lambda c: _canary_state(c).pop("time")),
+    ("stage-state-without-approvers", lambda c: _canary_state(c).pop("approvers")),
+    ("stage-model-prefixed", lambda c: _canary_state(c).update(model="sha256:" + MODEL_B)),
+    ("stage-traffic-above-100", lambda c: _canary_state(c).update(traffic=101)),
+    ("stage-position-zero", lambda c: _canary_state(c).update(position=0)),
+    ("stage-time-with-offset", lambda c: _canary_state(c).update(time="2026-11-26T20:05:00+00:00")),
+    ("production-history-as-string", _set_in("productionHistory", value=MODEL_A)),
+    ("production-history-prefixed", _set_in("productionHistory", value=["sha256:" + MODEL_A])),
+    ("reached-as-list", _set_in("reached", value=[])),
+]
+
+# Checkpoint.from_dict accepts these; `retrain audit` refuses a checkpoint that
+# is not the state its log leads to, and retrain writes none of them.
+CHECKPOINT_SCHEMA_ONLY_REFUSALS: list[tuple[str, Mutation]] = [
+    ("stage-approvers-empty", lambda c: _canary_state(c).update(approvers=[])),
+    ("stage-approvers-as-string", lambda c: _canary_state(c).update(approvers=KEY_OPS)),
+    ("stage-approver-not-a-keyid", lambda c: _canary_state(c).update(approvers=["release"])),
+    ("stage-time-with-fraction", lambda c: _canary_state(c).update(time="2026-11-26T20:05:00.5Z")),
+    ("shadow-with-traffic", lambda c: c["stages"].update(shadow=dict(_canary_state(c)))),
+    ("canary-without-traffic", lambda c: _canary_state(c).update(traffic=0)),
+    ("production-below-100", lambda c: c["stages"]["production"].update(traffic=75)),
+    ("production-history-repeats-a-model", _set_in("productionHistory", value=[MODEL_A] * 2)),
+    ("reached-by-another-name", _set_in("reached", value={"model.rtm": ["shadow"]})),
+    ("reached-an-unknown-stage", _set_in("reached", "61" * 32, value=["staging"])),
+    ("reached-nothing", _set_in("reached", "61" * 32, value=[])),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "mutate"),
+    CHECKPOINT_REFUSALS + CHECKPOINT_SCHEMA_ONLY_REFUSALS,
+    ids=[c for c, _ in CHECKPOINT_REFUSALS + CHECKPOINT_SCHEMA_ONLY_REFUSALS],
+)
+def test_checkpoint_schema_refuses_damaged_checkpoint(
+    checkpoint: Json, case: str, mutate: Mutation
+) -> None:
+    assert _errors("registry-checkpoint.v1.schema.json", _mutated(checkpoint, mutate)) != []
+
+
+@pytest.mark.parametrize(
+    ("case", "mutate"), CHECKPOINT_REFUSALS, ids=[c for c, _ in CHECKPOINT_REFUSALS]
+)
+def test_checkpoint_loader_refuses_what_the_schema_refuses(
+    checkpoint: Json, case: str, mutate: Mutation
+) -> None:
+    with pytest.raises(RetrainError):
+        Checkpoint.from_dict(_mutated(checkpoint, mutate), where="checkpoint")
 
 
 # DSSE envelopes
