@@ -168,10 +168,9 @@ def _scan_entries(
         except FileNotFoundError:
             out.append(f"{path}: entry {position} is missing")
             continue
-        except (ValueError, KeyError, TypeError) as exc:
-            out.append(
-                f"{path}: entry {position} is not a DSSE envelope ({str(exc).splitlines()[0][:80]})"
-            )
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
+            reason = str(exc).splitlines()[0][:80] if str(exc) else type(exc).__name__
+            out.append(f"{path}: entry {position} is not a DSSE envelope ({reason})")
             continue
         if payload_type != PAYLOAD_TYPE:
             out.append(
@@ -187,13 +186,13 @@ def _scan_entries(
         valid = set()
         for sig in signatures:
             key = keys.get(str(sig.get("keyid"))) if isinstance(sig, dict) else None
-            if key is None:
+            if key is None or not isinstance(sig.get("sig"), str):
                 continue
             try:
                 key.verify(base64.b64decode(sig["sig"]), pae, algorithm)
             except (InvalidSignature, ValueError, TypeError):
                 continue
-            valid.add(sig["keyid"])
+            valid.add(str(sig["keyid"]))
         try:
             statement = Statement.from_json_bytes(payload, where=path)
             if statement.predicate_type != PROMOTION_V1:
@@ -555,6 +554,17 @@ class Registry:
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
+    def _clean_leftovers(self) -> None:
+        """Temporary files and model directories an interrupted write left (never committed)."""
+        for directory in (self.log_dir, self.root):
+            if directory.is_dir():
+                for leftover in directory.glob(".*.tmp"):  # atomic_write_bytes' temporary names
+                    leftover.unlink(missing_ok=True)
+        if self.models_dir.is_dir():
+            for leftover in self.models_dir.glob(".*"):  # _store_model's temporary directories
+                if leftover.is_dir():
+                    shutil.rmtree(leftover, ignore_errors=True)
+
     def _discard_pending(self, checkpoint: Checkpoint) -> list[str]:
         """Entries beyond the checkpoint were never committed (an interrupted write).
 
@@ -563,6 +573,15 @@ class Registry:
         """
         notes = []
         pending = [p for p in self.entry_positions() if p > checkpoint.size]
+        if len(pending) > 1:
+            # One write appends one entry: two beyond the checkpoint were
+            # committed once, and the checkpoint was rolled back.
+            raise PromotionRefused(
+                [
+                    f"the log holds {len(pending)} entries beyond the checkpoint (size {checkpoint.size}): "
+                    "an interrupted write leaves at most one; run 'retrain audit'"
+                ]
+            )
         expected = checkpoint.size + 1
         for position in pending:
             if position != expected:
@@ -619,6 +638,13 @@ class Registry:
                 if source.is_file():
                     (tmp / uri).parent.mkdir(parents=True, exist_ok=True)
                     shutil.copyfile(source, tmp / uri)
+            copied = sha256_file(tmp / "model.rtm").sha256
+            if copied != sha:
+                raise PromotionRefused(
+                    [
+                        f"model.rtm changed while it was promoted: expected sha256 {sha}, found {copied}"
+                    ]
+                )
             for f in tmp.rglob("*"):
                 if f.is_file():
                     with open(f, "rb") as fh:
@@ -705,10 +731,10 @@ class Registry:
         sha = sha256_file(model_dir / "model.rtm").sha256
         keyids = self._signer_ids(signers)
         reasons += self._authorization_errors(keyids, "promote", stage)
-        with self._locked():
-            checkpoint = self.read_checkpoint()
+
+        def planned(checkpoint: Checkpoint) -> PromotionPredicate:
             current = checkpoint.stages.get(stage)
-            predicate = PromotionPredicate(
+            return PromotionPredicate(
                 position=checkpoint.size + 1,
                 previous_entry=checkpoint.head,
                 action="promote",
@@ -720,10 +746,22 @@ class Registry:
                 time=now or _now(),
                 reason=reason,
             )
+
+        # Decided once without the lock, so a refusal writes nothing at all
+        # (not even the lock file), then again under it, against the state
+        # the entry will really follow.
+        unlocked = self.read_checkpoint()
+        early = reasons + transition_errors(unlocked, planned(unlocked), self.policy)
+        if early:
+            raise PromotionRefused(list(dict.fromkeys(early)))
+        with self._locked():
+            checkpoint = self.read_checkpoint()
+            predicate = planned(checkpoint)
             reasons += transition_errors(checkpoint, predicate, self.policy)
             if reasons:
                 raise PromotionRefused(list(dict.fromkeys(reasons)))
             notes = self._discard_pending(checkpoint)
+            self._clean_leftovers()
             self._store_model(model_dir, sha, repo_root)
             result = self._append(checkpoint, predicate, signers)
         return replace(result, notes=tuple(notes))
@@ -783,9 +821,20 @@ class Registry:
             reasons += transition_errors(checkpoint, predicate, self.policy)
             if not reasons:
                 stored = self.model_path(target)
+                stored_model = stored / "model.rtm"
                 if not stored.is_dir():
                     reasons.append(
                         f"rollback target {target[:12]} is not in the registry's model store"
+                    )
+                elif not stored_model.is_file() or sha256_file(stored_model).sha256 != target:
+                    found = (
+                        sha256_file(stored_model).sha256
+                        if stored_model.is_file()
+                        else "no model.rtm"
+                    )
+                    reasons.append(
+                        f"the stored model {stored} is not the rollback target: "
+                        f"expected sha256 {target}, found {found}"
                     )
                 else:
                     report = verify_model(
@@ -795,6 +844,7 @@ class Registry:
             if reasons:
                 raise PromotionRefused(list(dict.fromkeys(reasons)))
             notes = self._discard_pending(checkpoint)
+            self._clean_leftovers()
             result = self._append(checkpoint, predicate, signers)
         return replace(result, notes=tuple(notes))
 

@@ -147,6 +147,8 @@ def cmd_verify_dataset(args: argparse.Namespace) -> None:
             "files": len(manifest.entries),
             "rows": manifest.rows,
             "bytes": manifest.total_bytes,
+            # Where a rebuild finds the data: in the repository, or in the store by digest.
+            "location": {"root": args.root} if args.location == "repo" else {"store": True},
         },
     )
 
@@ -433,6 +435,7 @@ def cmd_provenance(args: argparse.Namespace) -> None:
                     "files": rec["files"],
                     "bytes": rec["bytes"],
                     "schemaFingerprint": rec["schema_fingerprint"],
+                    "location": rec["location"],
                 },
             )
         )

@@ -197,6 +197,8 @@ def test_concurrent_writers_land_every_operation_whole_at_distinct_positions(
     checkpoint = registry.read_checkpoint()
     assert [r["position"] for r in landed] == list(range(1, checkpoint.size + 1))
     assert checkpoint.size >= 40, f"only {checkpoint.size} operations landed: too few to tell"
+    kinds = {r["op"].get("stage", "rollback") for r in landed}
+    assert kinds == {"shadow", "canary", "production", "rollback"}, kinds
     history = registry.history()
     for result, logged in zip(landed, history, strict=True):
         assert result["hash"] == logged.hash, f"entry {logged.position} is not the one that landed"
@@ -226,6 +228,7 @@ def _promote(model: str, stage: str, traffic: int | None = None) -> dict[str, An
 ROLLBACK = {"action": "rollback", "now": NOW}
 # "busy": A and B each rolled out to production, then A back in shadow.
 # "fresh": A in shadow only; B is not yet in the model store.
+# "empty": nothing written yet (the first write has no checkpoint to fall back on).
 PREPARED = {
     "busy": [
         _promote("A", "shadow"),
@@ -237,6 +240,7 @@ PREPARED = {
         _promote("A", "shadow"),
     ],
     "fresh": [_promote("A", "shadow")],
+    "empty": [],
 }
 CRASH_CASES = {
     "rollback": CrashCase("busy", ROLLBACK, _promote("B", "canary", 33)),
@@ -244,6 +248,7 @@ CRASH_CASES = {
     "A-to-production": CrashCase("busy", _promote("A", "production"), _promote("B", "canary", 33)),
     "B-to-shadow": CrashCase("busy", _promote("B", "shadow"), _promote("B", "canary", 33)),
     "new-model-to-shadow": CrashCase("fresh", _promote("B", "shadow"), _promote("A", "canary", 33)),
+    "first-write": CrashCase("empty", _promote("A", "shadow"), _promote("B", "shadow")),
 }
 
 
@@ -280,6 +285,7 @@ def prepared(
     roots, before = {}, {}
     for name, ops in PREPARED.items():
         registry = Registry(base / name, load_policy(test_policy_path))
+        registry.root.mkdir()
         for op in ops:
             _run_operation(registry, signers, models, op)
         roots[name] = registry.root

@@ -604,6 +604,7 @@ def built_statement(tiny_model_bytes: bytes) -> Json:
                 "files": len(manifest.entries),
                 "bytes": manifest.total_bytes,
                 "schemaFingerprint": manifest.schema_fingerprint,
+                "location": {"root": "data/default"},
             },
         ),
         ResourceDescriptor(
@@ -688,6 +689,7 @@ def test_statement_written_by_the_provenance_action_matches_the_schema(
         "files": len(manifest.entries),
         "rows": manifest.rows,
         "bytes": manifest.total_bytes,
+        "location": {"root": "data/default"},
     }
     env = {
         "lock": {"sha256": "11" * 32},
