@@ -879,7 +879,9 @@ def test_rollback_refuses_a_target_whose_stored_copy_changed(
     a = model_sha(model_a)
     flip_byte(eight / "models" / a / "model.rtm")
 
-    (line,) = refused_and_unchanged(capsys, eight, test_policy_path, ["rollback", "--to", a[:12]], 1)
+    (line,) = refused_and_unchanged(
+        capsys, eight, test_policy_path, ["rollback", "--to", a[:12]], 1
+    )
 
     assert "is not the rollback target" in line and f"expected sha256 {a}" in line
 
