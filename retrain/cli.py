@@ -685,6 +685,141 @@ def audit(as_json: bool, registry_dir: Path, policy_path: Path) -> int:
 
 
 # --------------------------------------------------------------------------
+# rebuilding
+
+
+def _resolve_model(target: str, registry_dir: Path) -> Path:
+    path = Path(target)
+    if path.is_dir():
+        return path
+    if path.is_file():
+        return path.parent
+    models = registry_dir / "models"
+    matches = (
+        sorted(p for p in models.iterdir() if p.name.startswith(target)) if models.is_dir() else []
+    )
+    if len(matches) != 1:
+        raise click.UsageError(
+            f"{target!r} is neither a model directory, an attestation file, nor one model in {models} "
+            f"({len(matches)} match)"
+        )
+    return matches[0]
+
+
+def _print_rebuild(report: Any) -> None:
+    label = f"{Path(report.model).name[:12]} ({report.target} @ {str(report.commit)[:12]})"
+    if report.identical:
+        trained = (
+            "training executed" if "RetrainTrain" in report.executed else "training did NOT execute"
+        )
+        click.echo(
+            f"bit-identical: {label}: {len(report.outputs)} of {len(report.outputs)} outputs "
+            f"({report.seconds:.0f} s, {len(report.executed)} actions run, {trained})"
+        )
+        for o in report.outputs:
+            click.echo(f"  {o.name:<20} sha256 {o.recorded}")
+    else:
+        differing = [o for o in report.outputs if not o.identical]
+        click.echo(f"NOT bit-identical: {label}", err=True)
+        if report.outputs:
+            click.echo(f"  {'output':<20} {'recorded':<16} {'rebuilt':<16}", err=True)
+            for o in report.outputs:
+                mark = "same" if o.identical else "DIFFERS"
+                click.echo(
+                    f"  {o.name:<20} {o.recorded[:12]:<16} {str(o.rebuilt)[:12]:<16} {mark}",
+                    err=True,
+                )
+            click.echo(f"  {len(differing)} of {len(report.outputs)} outputs differ", err=True)
+        for p in report.problems:
+            click.echo(f"retrain: rebuild: could not recreate {p.line()}", err=True)
+    for change in report.toolchain_changes:
+        click.echo(f"  toolchain changed: {change}", err=not report.identical)
+
+
+@cli.command("rebuild")
+@click.argument("targets", nargs=-1, metavar="[ATTESTATION_OR_DIGEST]...")
+@click.option("--all", "all_models", is_flag=True, help="Rebuild every model in the registry.")
+@click.option(
+    "--repo",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="The git repository holding the recorded commits.",
+)
+@click.option("--keep", is_flag=True, help="Keep the worktree and output base (for debugging).")
+@click.option("--json", "as_json", is_flag=True)
+@_registry_options
+def rebuild_command(
+    targets: tuple[str, ...],
+    all_models: bool,
+    repo: Path,
+    keep: bool,
+    as_json: bool,
+    registry_dir: Path,
+    policy_path: Path,
+) -> int:
+    """Rebuild models from their attestations and compare every output, bit for bit.
+
+    Each model's chain is verified; its build provenance names the commit,
+    target, sources, lock, datasets and toolchain. The sources are checked
+    out at the commit in a temporary worktree, the datasets are taken from
+    the content-addressed store by digest (or the repository) and verified,
+    and the target is built in a fresh Bazel output base with no cache.
+    Exit 0 when every output is bit-identical, 1 otherwise.
+    """
+    import json as _json
+
+    from retrain.attest.policy import load_policy
+    from retrain.rebuild import rebuild
+
+    policy = load_policy(policy_path)
+    models = [_resolve_model(t, registry_dir) for t in targets]
+    if all_models:
+        store = registry_dir / "models"
+        models += (
+            sorted(p for p in store.iterdir() if p.is_dir() and not p.name.startswith("."))
+            if store.is_dir()
+            else []
+        )
+    if not models:
+        raise click.UsageError("name a model to rebuild, or --all")
+    reports = []
+    if len(models) > 1 and not as_json:
+        with click.progressbar(models, label="rebuilding", file=sys.stderr) as bar:
+            for model in bar:
+                reports.append(
+                    rebuild(
+                        model, repo=repo, policy=policy, policy_where=str(policy_path), keep=keep
+                    )
+                )
+    else:
+        for model in models:
+            reports.append(
+                rebuild(
+                    model,
+                    repo=repo,
+                    policy=policy,
+                    policy_where=str(policy_path),
+                    keep=keep,
+                    progress=(lambda m: click.echo(f"  {m}", err=True))
+                    if not as_json
+                    else (lambda _: None),
+                )
+            )
+    if as_json:
+        click.echo(_json.dumps([r.to_dict() for r in reports], indent=2, sort_keys=True))
+    else:
+        for report in reports:
+            _print_rebuild(report)
+        if len(reports) > 1:
+            ok = sum(r.identical for r in reports)
+            click.echo(
+                f"{ok} of {len(reports)} models rebuilt bit-identical", err=ok != len(reports)
+            )
+    return 0 if all(r.identical for r in reports) else 1
+
+
+# --------------------------------------------------------------------------
 
 
 def main(argv: Sequence[str] | None = None) -> int:
