@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import click
 
 from retrain import __version__
-from retrain.errors import RetrainError
+from retrain.errors import CheckFailed, RetrainError
 
 __all__ = ["main"]
 
@@ -718,6 +718,8 @@ def _print_rebuild(report: Any) -> None:
         )
         for o in report.outputs:
             click.echo(f"  {o.name:<20} sha256 {o.recorded}")
+        for note in report.recreated:
+            click.echo(f"  {note}")
     else:
         differing = [o for o in report.outputs if not o.identical]
         click.echo(f"NOT bit-identical: {label}", err=True)
@@ -780,6 +782,13 @@ def rebuild_command(
             sorted(p for p in store.iterdir() if p.is_dir() and not p.name.startswith("."))
             if store.is_dir()
             else []
+        )
+    if all_models and not models:
+        raise CheckFailed(
+            "the registry holds no model to rebuild",
+            where=str(registry_dir / "models"),
+            expected="at least one promoted model",
+            found="none",
         )
     if not models:
         raise click.UsageError("name a model to rebuild, or --all")

@@ -162,6 +162,7 @@ class RebuildReport:
     outputs: list[OutputComparison] = field(default_factory=list)
     problems: list[InputProblem] = field(default_factory=list)
     toolchain_changes: list[str] = field(default_factory=list)
+    recreated: list[str] = field(default_factory=list)  # how each dataset was recreated
     executed: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -190,6 +191,7 @@ class RebuildReport:
             ],
             "problems": [p.line() for p in self.problems],
             "toolchain_changes": self.toolchain_changes,
+            "recreated": self.recreated,
             "executed_actions": self.executed,
             "seconds": round(self.seconds, 1),
         }
@@ -273,6 +275,11 @@ def _recreate_datasets(
                         "no blob",
                     )
                 )
+            else:
+                notes.append(
+                    f"{label}: {len(manifest.entries)} files in the store by digest "
+                    "(the build verifies each)"
+                )
             continue
         root = worktree / str(ds.location.get("root", ""))
         if in_store:
@@ -352,12 +359,21 @@ def rebuild(
     repo = Path(repo).resolve()
     store = store or ContentStore.default()
     report = RebuildReport(model=str(model_dir))
-    repo_root = model_dir if (model_dir / "data_manifests").is_dir() else repo
-    progress("verifying the attestation chain")
-    chain = verify_model(model_dir, policy, policy_where=policy_where, repo_root=repo_root)
-    if not chain.ok:
-        report.problems += [InputProblem("attestations", f.message) for f in chain.failures]
-        return report
+
+    def chain_problems(repo_root: Path) -> list[InputProblem]:
+        progress("verifying the attestation chain")
+        chain = verify_model(model_dir, policy, policy_where=policy_where, repo_root=repo_root)
+        return [InputProblem("attestations", f.message) for f in chain.failures]
+
+    # A registry entry carries the data manifests it was promoted with; a
+    # build output directory does not, and is checked against the manifests
+    # of its own commit (below, once that is checked out), never against the
+    # repository's current ones, which may have moved on since.
+    own_manifests = (model_dir / "data_manifests").is_dir()
+    if own_manifests:
+        report.problems += chain_problems(model_dir)
+        if report.problems:
+            return report
     provenance = _load_provenance(model_dir)
     recorded = RecordedBuild.from_provenance(provenance, where=str(model_dir))
     report.target, report.commit = recorded.target, recorded.commit
@@ -389,12 +405,20 @@ def rebuild(
     work = Path(tempfile.mkdtemp(prefix="retrain-rebuild-"))
     worktree = work / "src"
     output_base = work / "output-base"
+    server_started = False
+    startup: list[str] = []
+    run_env: dict[str, str] = {}
     try:
         progress(f"checking out {recorded.commit[:12]} in a temporary worktree")
         _git(repo, "worktree", "add", "--detach", "--force", str(worktree), recorded.commit)
+        if not own_manifests:
+            report.problems += chain_problems(worktree)
+            if report.problems:
+                return report
         report.problems += _check_sources(worktree, recorded)
         problems, notes = _recreate_datasets(worktree, recorded, store)
         report.problems += problems
+        report.recreated = notes
         if report.problems:
             return report
         progress(f"building {recorded.target} in a fresh output base, no caches")
@@ -404,6 +428,7 @@ def rebuild(
         run_env["RETRAIN_STORE"] = store.location
         log = work / "execution.json"
         startup = [bazel, f"--output_base={output_base}", "--nohome_rc"]
+        server_started = True
         build = subprocess.run(
             [
                 *startup,
@@ -456,11 +481,13 @@ def rebuild(
         )
         report.toolchain_changes = _toolchain_changes(recorded, rebuilt)
         report.executed = _executed(log)
-        del notes
-        subprocess.run(
-            [*startup, "shutdown"], cwd=worktree, env=run_env, capture_output=True, check=False
-        )
     finally:
+        if server_started:
+            # Whether the build passed or not: a server left idling would
+            # hold the output base that is deleted next.
+            subprocess.run(
+                [*startup, "shutdown"], cwd=worktree, env=run_env, capture_output=True, check=False
+            )
         if not keep:
             _git(repo, "worktree", "remove", "--force", str(worktree), check=False)
             _git(repo, "worktree", "prune", check=False)
