@@ -13,6 +13,7 @@ VENV="$ROOT/.venv"
 # and openssl (the hashing benchmark's peer).
 APT_PACKAGES=(bazel-bootstrap python3 python3-venv python3-pip git openssl ca-certificates
   chromium # the report test renders the HTML report in headless Chromium
+  nix-bin  # tests/integration/test_flake.py evaluates flake.nix (offline, private store)
 )
 
 log() { printf 'retrain-setup: %s\n' "$*" >&2; }
