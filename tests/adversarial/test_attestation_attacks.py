@@ -841,7 +841,11 @@ def test_a_policy_that_expired_in_the_past_fails_policy_expiry(
         expires=datetime(2020, 1, 1, tzinfo=UTC),
     )
 
-    assert_refused(verify(capsys, model_dir, expired), 1, [("policy", "policy-expiry")])
+    # A fixed --at: the JSON run and the plain run must judge the same instant
+    # (without it they may straddle a second and "found" differs).
+    outcome = verify(capsys, model_dir, expired, "--at", "2026-11-26T12:00:00Z")
+    (line,) = assert_refused(outcome, 1, [("policy", "policy-expiry")])
+    assert "expected a time before 2020-01-01T00:00:00Z, found 2026-11-26T12:00:00Z" in line
 
 
 def _policy_not_json(raw: dict[str, Any]) -> str:
