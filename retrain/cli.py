@@ -414,6 +414,12 @@ def policy() -> None:
     show_default=True,
     help="The links a model's chain must have (a pipeline without a pinned holdout has no holdout link).",
 )
+@click.option(
+    "--require-champion/--no-require-champion",
+    default=True,
+    show_default=True,
+    help="A model may replace the one serving production only if its evaluation compared it with that model.",
+)
 @click.option("--expires", required=True, help="Expiry, YYYY-MM-DDTHH:MM:SSZ (UTC).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
 def policy_init(
@@ -421,6 +427,7 @@ def policy_init(
     steps: tuple[str, ...],
     required_steps: str,
     thresholds: tuple[str, ...],
+    require_champion: bool,
     expires: str,
     output: Path,
 ) -> None:
@@ -449,6 +456,7 @@ def policy_init(
         step_keys=step_keys,
         thresholds=limits,
         steps=tuple(s for s in required_steps.split(",") if s),
+        require_champion=require_champion,
     )
     TrustPolicy.from_dict(built.to_dict(), where=str(output))  # the written policy must load
     atomic_write_json(output, built.to_dict())
@@ -615,6 +623,8 @@ def rollback(
     """Put production back on the previous (or a named) production model."""
     registry = _open_registry(registry_dir, policy_path)
     result = registry.rollback(signers=_signers(key_paths), to=target, reason=reason)
+    for note in result.notes:
+        click.echo(f"note: {note}", err=True)
     click.echo(
         f"rolled production back to {result.entry.predicate.model_sha256[:12]} (entry {result.entry.position})",
         err=as_json,

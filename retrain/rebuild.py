@@ -112,6 +112,11 @@ class RecordedBuild:
                 toolchain[dep.name] = {"digest": dict(dep.digest), **notes}
             elif notes.get("role") == "lock":
                 lock_name, lock_sha = dep.name, str(dep.sha256)
+            elif notes.get("role") == "champion":
+                # Recreated with the sources: the champion comes from the
+                # registry (or a package) at the commit; metrics.json shows
+                # whether it was the same one.
+                continue
             else:
                 sources[dep.name] = str(dep.sha256)
         return cls(

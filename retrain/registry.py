@@ -118,6 +118,14 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _entry_bytes(envelope: Any) -> bytes:
     return (json.dumps(envelope.to_dict(), sort_keys=True, separators=(",", ":")) + "\n").encode()
 
@@ -305,6 +313,52 @@ def transition_errors(state: Checkpoint, p: PromotionPredicate, policy: TrustPol
     ):
         errors.append(f"model {short} already serves {p.stage} at {p.traffic}%")
     return errors
+
+
+def evaluated_champion(model_dir: Path) -> str | None:
+    """The champion (sha256) the model's signed evaluation compared it with; None if none.
+
+    Read from the evaluation link as it is; the chain's verification decides
+    whether that link counts.
+    """
+    from retrain.attest.envelope import read_link_envelope
+    from retrain.attest.sign import LINK_FILES
+
+    try:
+        statement = json.loads(read_link_envelope(model_dir / LINK_FILES["evaluation"]).payload)
+        champion = statement["predicate"]["champion"]
+    except (RetrainError, OSError, ValueError, KeyError, TypeError):
+        return None
+    if isinstance(champion, dict) and isinstance(champion.get("sha256"), str):
+        return str(champion["sha256"])
+    return None
+
+
+def champion_errors(
+    state: Checkpoint, p: PromotionPredicate, policy: TrustPolicy, champion: str | None
+) -> list[str]:
+    """A production promotion under ``require_champion`` must name the serving model as champion.
+
+    Checked by ``promote`` against the chain being promoted. ``audit`` does
+    not re-check it: the model store keeps the first chain promoted for a
+    model, and a model re-evaluated against a new production model later
+    carries a newer evaluation than the stored one.
+    """
+    rules = policy.promotion
+    rule = rules.stages.get("production") if rules is not None else None
+    if p.action != "promote" or p.stage != "production" or rule is None:
+        return []
+    current = state.stages.get("production")
+    if not rule.require_champion or current is None or current.model_sha256 == p.model_sha256:
+        return []
+    if champion == current.model_sha256:
+        return []
+    return [
+        f"model {p.model_sha256[:12]} was not evaluated against the model serving production: "
+        f"expected champion {current.model_sha256[:12]}, found "
+        f"{champion[:12] if champion else 'no champion'} (the policy requires it; rebuild "
+        "the candidate with that model as its champion)"
+    ]
 
 
 class Registry:
@@ -645,11 +699,12 @@ class Registry:
                         f"model.rtm changed while it was promoted: expected sha256 {sha}, found {copied}"
                     ]
                 )
-            for f in tmp.rglob("*"):
-                if f.is_file():
-                    with open(f, "rb") as fh:
-                        os.fsync(fh.fileno())
+            # Every file and directory on disk before the rename, and the
+            # rename itself after it: a crash leaves no half-copied model.
+            for path in [*tmp.rglob("*"), tmp]:
+                _fsync(path)
             os.replace(tmp, target)
+            _fsync(self.models_dir)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -729,6 +784,7 @@ class Registry:
         )
         reasons = [f.message for f in report.failures]
         sha = sha256_file(model_dir / "model.rtm").sha256
+        champion = evaluated_champion(model_dir)
         keyids = self._signer_ids(signers)
         reasons += self._authorization_errors(keyids, "promote", stage)
 
@@ -751,13 +807,18 @@ class Registry:
         # (not even the lock file), then again under it, against the state
         # the entry will really follow.
         unlocked = self.read_checkpoint()
-        early = reasons + transition_errors(unlocked, planned(unlocked), self.policy)
+        early = (
+            reasons
+            + transition_errors(unlocked, planned(unlocked), self.policy)
+            + champion_errors(unlocked, planned(unlocked), self.policy, champion)
+        )
         if early:
             raise PromotionRefused(list(dict.fromkeys(early)))
         with self._locked():
             checkpoint = self.read_checkpoint()
             predicate = planned(checkpoint)
             reasons += transition_errors(checkpoint, predicate, self.policy)
+            reasons += champion_errors(checkpoint, predicate, self.policy, champion)
             if reasons:
                 raise PromotionRefused(list(dict.fromkeys(reasons)))
             notes = self._discard_pending(checkpoint)
@@ -916,7 +977,8 @@ class Registry:
                 model_report = verify_model(
                     stored, self.policy, policy_where=self.policy_where, repo_root=stored
                 )
-                if sha256_file(stored / "model.rtm").sha256 != p.model_sha256:
+                stored_model = stored / "model.rtm"
+                if not stored_model.is_file() or sha256_file(stored_model).sha256 != p.model_sha256:
                     return broken(
                         f"entry {position}: the stored model's bytes are not {p.model_sha256[:12]}"
                     )

@@ -9,6 +9,8 @@ Build rules:
   metrics with bootstrap intervals, slices, champion comparison, gates) and
   the HTML report; provides `EvaluationInfo`.
 * `champion_model`: the current champion, its chain verified before use.
+* `registry_champion`: the model serving production in the promotion
+  registry, as the champion (checkpoint and chain verified before use).
 * `model_gates_test`: a test that fails when any gate failed.
 * `model_provenance`: the SLSA provenance v1 statement of a model build, and
   the signed chain (dataset, build, evaluation DSSE envelopes; a
@@ -36,6 +38,7 @@ load(
     _model_gates_test = "model_gates_test",
     _model_pipeline = "model_pipeline",
     _model_provenance = "model_provenance",
+    _registry_champion = "registry_champion",
     _train_model = "train_model",
 )
 load(
@@ -61,6 +64,7 @@ evaluate_model = _evaluate_model
 model_provenance = _model_provenance
 model_pipeline = _model_pipeline
 champion_model = _champion_model
+registry_champion = _registry_champion
 model_gates_test = _model_gates_test
 
 retrain_python_env = _retrain_python_env

@@ -208,8 +208,9 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     model = read_model(args.model)
     model_sha = sha256_file(args.model).sha256
     champion = None
-    if args.champion_model:
-        record = _read_json(args.champion_record)
+    record = _read_json(args.champion_record) if args.champion_record else {}
+    # A registry champion with nothing serving its stage: no champion yet.
+    if args.champion_model and record.get("model_sha256") is not None:
         champion_sha = sha256_file(args.champion_model).sha256
         if record.get("model_sha256") != champion_sha:
             raise InputError(
@@ -341,6 +342,57 @@ def cmd_verify_champion(args: argparse.Namespace) -> None:
     )
 
 
+def cmd_registry_champion(args: argparse.Namespace) -> None:
+    """The model serving a stage of the promotion registry, verified, as the champion.
+
+    The checkpoint must verify (signed by the head entry's approvers, its head
+    entry in place), and the stored model's chain against the policy. With
+    nothing serving the stage, the record says so and the model file is empty.
+    """
+    from retrain.attest.policy import load_policy
+    from retrain.attest.verify import verify_model
+    from retrain.registry import Registry
+
+    policy = load_policy(args.policy)
+    registry = Registry(Path(args.registry), policy, policy_where=args.policy)
+    checkpoint = registry.read_checkpoint()
+    serving = checkpoint.stages.get(args.stage)
+    # Only what decides the evaluation: a promotion elsewhere in the log
+    # leaves this record, and so the evaluation, as it was.
+    where = {"root": args.registry, "stage": args.stage}
+    if serving is None:
+        atomic_write_bytes(args.out_model, b"")
+        atomic_write_json(args.out, {"model_sha256": None, "registry": where})
+        return
+    stored = registry.model_path(serving.model_sha256)
+    found = sha256_file(stored / "model.rtm").sha256
+    if found != serving.model_sha256:
+        raise InputError(
+            f"the model serving {args.stage} is not the one stored",
+            where=str(stored / "model.rtm"),
+            expected=serving.model_sha256,
+            found=found,
+        )
+    report = verify_model(stored, policy, policy_where=args.policy, repo_root=None)
+    if not report.ok:
+        first = report.failures[0]
+        raise InputError(
+            f"the {args.stage} model's attestation does not verify ({len(report.failures)} "
+            f"failed check(s)); first: {first.message}",
+            where=str(stored),
+        )
+    atomic_write_bytes(args.out_model, (stored / "model.rtm").read_bytes())
+    atomic_write_json(
+        args.out,
+        {
+            "model_sha256": found,
+            "policy": {"path": args.policy, "sha256": sha256_file(args.policy).sha256},
+            "registry": where,
+            "signers": {link.link: link.signers for link in report.links},
+        },
+    )
+
+
 def cmd_sign(args: argparse.Namespace) -> None:
     """Sign the chain's statements (a local, never cached action: it reads the key)."""
     from retrain.attest.keys import ensure_dev_key, load_signer
@@ -439,6 +491,19 @@ def cmd_provenance(args: argparse.Namespace) -> None:
                 },
             )
         )
+    # The champion the evaluation compared with (a model, by digest): an
+    # input of metrics.json, gates.txt and report.html.
+    subject_paths = _pairs(args.subject, "--subject")
+    if "metrics.json" in subject_paths:
+        champion = (_read_json(str(subject_paths["metrics.json"])).get("champion") or {}).get(
+            "sha256"
+        )
+        if champion:
+            deps.append(
+                ResourceDescriptor(
+                    name="champion", digest={"sha256": champion}, annotations={"role": "champion"}
+                )
+            )
     toolchain = _read_json(args.toolchain_json)
     py = toolchain["python"]
     deps.append(
@@ -545,6 +610,14 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--policy", required=True)
     c.add_argument("--out", required=True)
     c.set_defaults(func=cmd_verify_champion)
+
+    rc = sub.add_parser("registry-champion")
+    rc.add_argument("--registry", required=True)
+    rc.add_argument("--stage", required=True)
+    rc.add_argument("--policy", required=True)
+    rc.add_argument("--out-model", required=True)
+    rc.add_argument("--out", required=True)
+    rc.set_defaults(func=cmd_registry_champion)
     e.set_defaults(func=cmd_evaluate)
 
     pv = sub.add_parser("provenance")

@@ -118,6 +118,7 @@ class TrustPolicy:
         thresholds: Mapping[str, int] | None = None,
         steps: Sequence[str] = STEP_ORDER,
         promotion: bool = True,
+        require_champion: bool = False,
     ) -> TrustPolicy:
         """A policy over (name, public PEM) keys for ``steps``.
 
@@ -164,7 +165,11 @@ class TrustPolicy:
             rules[step] = StepRule(
                 step, types[step], functionaries, (thresholds or {}).get(step, 1)
             )
-        promotion_rules = PromotionRules.default(tuple(sorted(loaded))) if promotion else None
+        promotion_rules = (
+            PromotionRules.default(tuple(sorted(loaded)), require_champion=require_champion)
+            if promotion
+            else None
+        )
         return cls(
             keys=loaded, key_names=names, steps=rules, expires=expires, promotion=promotion_rules
         )

@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from retrain.errors import InputError, PolicyError
@@ -42,7 +43,9 @@ STAGES = ("shadow", "canary", "production")
 ACTIONS = ("promote", "rollback")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _HASH = re.compile(r"sha256:[0-9a-f]{64}")
-_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?Z")
+_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
+# The traffic an entry (and the state it leaves) may carry at each stage.
+_TRAFFIC = {"shadow": (0, 0), "canary": (1, 100), "production": (100, 100)}
 
 
 def _obj(value: object, where: str, ctx: str) -> dict[str, Any]:
@@ -70,6 +73,23 @@ def _match(value: object, pattern: re.Pattern[str], where: str, ctx: str) -> str
     return value
 
 
+def _time(value: object, where: str, ctx: str) -> str:
+    """A whole-second UTC time, as retrain writes it, that names a real date."""
+    text = _match(value, _TIME, where, ctx)
+    try:
+        datetime.fromisoformat(text[:-1])
+    except ValueError:
+        raise InputError(
+            ctx, where=where, expected="a real date and time", found=repr(text)
+        ) from None
+    return text
+
+
+def _sorted_distinct(value: list[Any], where: str, ctx: str) -> None:
+    if not value or value != sorted(set(value)):
+        raise InputError(f"{ctx} must be non-empty, sorted and distinct", where=where, found=value)
+
+
 def _int(value: object, where: str, ctx: str, lo: int, hi: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
         raise InputError(
@@ -93,6 +113,9 @@ class StageRule:
         str, ...
     ]  # stages the model must have reached before; "candidate" = straight from a build
     max_traffic: int = 100
+    # Production only: a model may replace the one serving production only if
+    # its evaluation compared it with that model (its champion).
+    require_champion: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -102,6 +125,8 @@ class StageRule:
         }
         if self.stage == "canary":
             out["max_traffic"] = self.max_traffic
+        if self.stage == "production" and self.require_champion:
+            out["require_champion"] = True
         return out
 
 
@@ -121,13 +146,15 @@ class PromotionRules:
         }
 
     @classmethod
-    def default(cls, keyids: tuple[str, ...]) -> PromotionRules:
+    def default(cls, keyids: tuple[str, ...], *, require_champion: bool = False) -> PromotionRules:
         """Every key may do everything; stages in order, none skipped; canary up to 50%."""
         return cls(
             stages={
                 "shadow": StageRule("shadow", keyids, 1, ("candidate",)),
                 "canary": StageRule("canary", keyids, 1, ("shadow",), max_traffic=50),
-                "production": StageRule("production", keyids, 1, ("canary",)),
+                "production": StageRule(
+                    "production", keyids, 1, ("canary",), require_champion=require_champion
+                ),
             },
             rollback_functionaries=keyids,
             rollback_threshold=1,
@@ -180,8 +207,10 @@ class PromotionRules:
                     f"unknown stage {name!r}", where=where, expected=", ".join(STAGES)
                 )
             r = _obj(rule, where, ctx)
-            allowed = {"functionaries", "threshold", "after"} | (
-                {"max_traffic"} if name == "canary" else set()
+            allowed = (
+                {"functionaries", "threshold", "after"}
+                | ({"max_traffic"} if name == "canary" else set())
+                | ({"require_champion"} if name == "production" else set())
             )
             if set(r) - allowed or not {"functionaries", "threshold", "after"} <= set(r):
                 raise PolicyError(f"{ctx} must be {{{', '.join(sorted(allowed))}}}", where=where)
@@ -191,11 +220,12 @@ class PromotionRules:
                 not isinstance(after, list)
                 or not after
                 or not all(a in ("candidate", *STAGES) and a != name for a in after)
+                or len(set(after)) != len(after)
             ):
                 raise PolicyError(
                     f"{ctx}.after",
                     where=where,
-                    expected="a non-empty list of earlier stages or 'candidate'",
+                    expected="a non-empty list of earlier stages or 'candidate', each once",
                     found=repr(after),
                 )
             max_traffic = 100
@@ -212,7 +242,17 @@ class PromotionRules:
                         expected="an integer in [1, 100]",
                         found=repr(max_traffic),
                     )
-            stages[name] = StageRule(name, funcs, threshold, tuple(after), max_traffic)
+            require_champion = r.get("require_champion", False)
+            if not isinstance(require_champion, bool):
+                raise PolicyError(
+                    f"{ctx}.require_champion",
+                    where=where,
+                    expected="true or false",
+                    found=repr(require_champion),
+                )
+            stages[name] = StageRule(
+                name, funcs, threshold, tuple(after), max_traffic, require_champion
+            )
         rollback = _obj(p["rollback"], where, "promotion.rollback")
         if set(rollback) != {"functionaries", "threshold"}:
             raise PolicyError("promotion.rollback must be {functionaries, threshold}", where=where)
@@ -320,13 +360,13 @@ class PromotionPredicate:
             previous_entry=previous,
             action=p["action"],
             stage=p["stage"],
-            traffic=_int(p["traffic"], where, "traffic", 0, 100),
+            traffic=_int(p["traffic"], where, f"traffic for {p['stage']}", *_TRAFFIC[p["stage"]]),
             model_sha256=_match(model["sha256"], _SHA256, where, "model.sha256"),
             previous_model=None
             if previous_model is None
             else _match(previous_model["sha256"], _SHA256, where, "previousModel.sha256"),
             approvers=tuple(approvers),
-            time=_match(p["time"], _TIME, where, "time"),
+            time=_time(p["time"], where, "time"),
             reason=p["reason"],
         )
 
@@ -365,12 +405,13 @@ class StageState:
             raise InputError(
                 "stage state approvers must be a list of keyids", where=where, found=repr(approvers)
             )
+        _sorted_distinct(approvers, where, "stage state approvers")
         return cls(
             model_sha256=_match(d["model"], _SHA256, where, "stage state model"),
             traffic=_int(d["traffic"], where, "stage state traffic", 0, 100),
             position=_int(d["position"], where, "stage state position", 1, 2**53),
             approvers=tuple(d["approvers"]),
-            time=_match(d["time"], _TIME, where, "stage state time"),
+            time=_time(d["time"], where, "stage state time"),
         )
 
 
@@ -445,11 +486,16 @@ class Checkpoint:
             s: (None if v is None else StageState.from_dict(v, where=where))
             for s, v in stages_raw.items()
         }
+        for s, state in stages.items():
+            if state is not None:
+                _int(state.traffic, where, f"stage state traffic for {s}", *_TRAFFIC[s])
         history = d["productionHistory"]
         if not isinstance(history, list) or not all(
             isinstance(h, str) and _SHA256.fullmatch(h) for h in history
         ):
             raise InputError("productionHistory must be a list of sha256", where=where)
+        if len(set(history)) != len(history):
+            raise InputError("productionHistory names a model twice", where=where)
         reached = _obj(d["reached"], where, "reached")
         for model, reached_stages in reached.items():
             _match(model, _SHA256, where, "reached model")
@@ -459,11 +505,14 @@ class Checkpoint:
                     where=where,
                     found=repr(reached_stages),
                 )
+            _sorted_distinct(reached_stages, where, f"reached[{model[:12]}]")
         rolled_back = d["rolledBack"]
         if not isinstance(rolled_back, list) or not all(
             isinstance(h, str) and _SHA256.fullmatch(h) for h in rolled_back
         ):
             raise InputError("rolledBack must be a list of sha256", where=where)
+        if rolled_back != sorted(set(rolled_back)):
+            raise InputError("rolledBack must be sorted and distinct", where=where)
         return cls(
             size=size,
             head=head,

@@ -228,6 +228,55 @@ gates); a champion whose attestation does not verify fails the build.
     provides = [ChampionInfo],
 )
 
+def _registry_champion_impl(ctx):
+    env = ctx.attr._sign_env[PythonEnvInfo]
+    model = ctx.actions.declare_file(ctx.label.name + "/model.rtm")
+    record = ctx.actions.declare_file(ctx.label.name + ".verified.json")
+    args = ctx.actions.args()
+    args.add("--registry", ctx.attr.root)
+    args.add("--stage", ctx.attr.stage)
+    args.add("--policy", ctx.file.policy)
+    args.add("--out-model", model)
+    args.add("--out", record)
+    run_python_action(
+        ctx,
+        env = env,
+        tool_srcs = depset(ctx.files._tool_srcs),
+        command = "registry-champion",
+        args = args,
+        inputs = ctx.files.srcs + [ctx.file.policy],
+        outputs = [model, record],
+        mnemonic = "RetrainRegistryChampion",
+        progress_message = "Verifying the %s model of the promotion registry %s" % (ctx.attr.stage, ctx.attr.root),
+    )
+    return [DefaultInfo(files = depset([record])), ChampionInfo(model = model, record = record)]
+
+registry_champion = rule(
+    implementation = _registry_champion_impl,
+    doc = """The model serving a stage of the promotion registry, as the champion.
+
+The action reads the registry's checkpoint (its signature and head entry
+verified against `policy`), takes the model serving `stage`, and verifies
+that model's stored chain. When nothing serves the stage yet, there is no
+champion and the comparative gates are skipped. Because `srcs` are the
+registry's files, a promotion or rollback changes the champion of the next
+build, and nothing else does.
+""",
+    attrs = {
+        "srcs": attr.label_list(allow_files = True, doc = "Every file of the registry (a glob)."),
+        "root": attr.string(mandatory = True, doc = "The registry directory, relative to the workspace root."),
+        "stage": attr.string(default = "production", values = ["shadow", "canary", "production"]),
+        "policy": attr.label(
+            default = Label("//attestations:policy.json"),
+            allow_single_file = [".json"],
+            doc = "The trust policy the checkpoint and the model's chain must verify against.",
+        ),
+        "_sign_env": attr.label(default = Label("//rules:sign_env"), providers = [PythonEnvInfo]),
+        "_tool_srcs": attr.label(default = Label("//retrain:srcs")),
+    },
+    provides = [ChampionInfo],
+)
+
 def _model_gates_test_impl(ctx):
     ev = ctx.attr.evaluation[EvaluationInfo]
     script = ctx.actions.declare_file(ctx.label.name + ".sh")

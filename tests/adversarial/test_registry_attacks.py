@@ -58,6 +58,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import shutil
 import stat
 import subprocess
@@ -1327,3 +1328,59 @@ def test_promote_discards_an_interrupted_entry_and_takes_its_position(
     assert entry_statement(eight, 9)["predicate"]["stage"] == "shadow"
     audit = retrain(capsys, eight, test_policy_path, "audit")
     assert audit.exit_code == 0 and "note:" not in audit.stdout, audit.stdout + audit.stderr
+
+
+def test_rollback_discards_an_interrupted_entry_and_says_so(
+    capsys: pytest.CaptureFixture[str],
+    logs: Logs,
+    tmp_path: Path,
+    test_policy_path: Path,
+    test_signing_key: KeyPairPaths,
+) -> None:
+    registry = copy_registry(logs.six, tmp_path / "registry")
+    forge_next_entry(registry, [load_signer(test_signing_key.private)], [test_signing_key.keyid])
+
+    outcome = retrain(capsys, registry, test_policy_path, "rollback")
+
+    assert outcome.exit_code == 0, outcome.stderr
+    assert "note: discarded uncommitted entry 7 (an interrupted write)" in outcome.stderr
+    assert entry_statement(registry, 7)["predicate"]["action"] == "rollback"
+
+
+def test_promote_fsyncs_the_model_store_after_renaming_the_model_into_it(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    test_policy_path: Path,
+    signer: Any,
+    model_a: Path,
+) -> None:
+    """Without it, a power loss after the commit could lose the directory the entry names."""
+    registry = Registry(tmp_path / "registry", load_policy(test_policy_path))
+    stored = registry.model_path(model_sha(model_a))
+    real_fsync = os.fsync
+    store_synced_with_model_in_it = []
+
+    def fsync(fd: int) -> None:
+        models = registry.models_dir
+        if models.is_dir() and os.path.samestat(os.fstat(fd), models.stat()):
+            store_synced_with_model_in_it.append(stored.is_dir())
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+
+    registry.promote(model_a, "shadow", signers=[signer], repo_root=REPO_ROOT)
+
+    assert store_synced_with_model_in_it == [True]
+
+
+def test_audit_finds_a_stored_model_whose_model_rtm_was_deleted(
+    capsys: pytest.CaptureFixture[str], eight: Path, test_policy_path: Path, model_b: Path
+) -> None:
+    (eight / "models" / model_sha(model_b) / "model.rtm").unlink()
+
+    assert_audit_finds(
+        capsys,
+        eight,
+        test_policy_path,
+        f"entry 4: the stored model's bytes are not {model_sha(model_b)[:12]}",
+    )

@@ -121,6 +121,7 @@ def test_no_cacheable_action_inherits_the_caller_environment(scratch: BazelWorks
     actions = json.loads(result.stdout)["actions"]
     assert {a["mnemonic"] for a in actions} == {
         "RetrainVerifyDataset",
+        "RetrainRegistryChampion",
         "RetrainTrain",
         "RetrainEvaluate",
         "RetrainProvenance",

@@ -171,7 +171,10 @@ def history(tmp_path_factory: pytest.TempPathFactory, test_policy_path: Path) ->
     root = copy_workspace(base / "repo")
     # The scratch starts with an empty registry: the committed one holds the
     # project's model, signed by a release key the test policy does not trust.
+    # Its policy is the test policy: the build reads the registry (the
+    # champion is the model in production) and checks it against that policy.
     shutil.rmtree(root / "attestations" / "registry", ignore_errors=True)
+    shutil.copyfile(test_policy_path, root / "attestations" / "policy.json")
     _init_repo(root)
     _commit(root, "the scratch repository")
     build_env = {**base_env(), "RETRAIN_STORE": str(base / "build-store")}

@@ -6,6 +6,7 @@ restores what it changes.
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import subprocess
@@ -57,13 +58,76 @@ def _out(scratch: BazelWorkspace) -> Path:
     return scratch.bazel_bin() / "models" / "candidate"
 
 
+def _production_model(root: Path) -> str:
+    """The sha256 of the model serving production in ``root``'s committed registry."""
+    from retrain.attest.policy import load_policy
+    from retrain.registry import Registry
+
+    registry = Registry(
+        root / "attestations" / "registry", load_policy(root / "attestations" / "policy.json")
+    )
+    serving = registry.read_checkpoint().stages["production"]
+    return serving.model_sha256
+
+
 def test_gates_pass_and_the_gates_test_passes(scratch: BazelWorkspace) -> None:
     scratch.must_build("//models:candidate")
     gates = (_out(scratch) / "gates.txt").read_text()
     assert gates.splitlines()[-1].startswith("PASSED:")
-    assert "SKIPPED auc-not-worse-than-champion: no champion yet" in gates
     result = scratch.run("test", "--color=no", "--symlink_prefix=/", "//models:gates")
     assert result.ok, result.stdout + result.stderr
+
+
+def test_the_champion_is_the_model_serving_production_in_the_registry(
+    scratch: BazelWorkspace,
+) -> None:
+    scratch.must_build("//models:candidate")
+    production = _production_model(scratch.root)
+    metrics = json.loads((_out(scratch) / "metrics.json").read_text())
+    assert metrics["champion"]["sha256"] == production
+    gates = (_out(scratch) / "gates.txt").read_text()
+    assert "PASSED  auc-not-worse-than-champion: candidate - champion auc" in gates
+    # The provenance names it as an input, by digest.
+    provenance = json.loads((_out(scratch) / "provenance.json").read_text())
+    deps = provenance["predicate"]["buildDefinition"]["resolvedDependencies"]
+    assert [d for d in deps if d["name"] == "champion"] == [
+        {"name": "champion", "digest": {"sha256": production}, "annotations": {"role": "champion"}}
+    ]
+
+
+def test_with_nothing_in_production_there_is_no_champion_yet(scratch: BazelWorkspace) -> None:
+    registry = scratch.root / "attestations" / "registry"
+    moved = scratch.root.parent / "registry-aside"
+    registry.rename(moved)
+    try:
+        scratch.must_build("//models:candidate")
+        gates = (_out(scratch) / "gates.txt").read_text()
+        html = (_out(scratch) / "report.html").read_text()
+        metrics = json.loads((_out(scratch) / "metrics.json").read_text())
+    finally:
+        moved.rename(registry)
+    assert "SKIPPED auc-not-worse-than-champion: no champion yet" in gates
+    assert gates.splitlines()[-1].startswith("PASSED:")
+    assert "No champion yet" in html
+    assert metrics["champion"] is None
+
+
+def test_a_registry_whose_checkpoint_was_edited_fails_the_build(scratch: BazelWorkspace) -> None:
+    checkpoint = scratch.root / "attestations" / "registry" / "checkpoint.json"
+    original = checkpoint.read_bytes()
+    envelope = json.loads(original)
+    payload = json.loads(base64.b64decode(envelope["payload"]))
+    payload["stages"]["production"]["traffic"] = 99
+    envelope["payload"] = base64.b64encode(json.dumps(payload).encode()).decode()
+    checkpoint.write_text(json.dumps(envelope) + "\n")
+    try:
+        result = scratch.build("//models:candidate")
+    finally:
+        checkpoint.write_bytes(original)
+    assert not result.ok
+    errors = _errors(result)
+    assert errors, result.stdout + result.stderr
+    assert "checkpoint" in errors[0], errors
 
 
 def test_a_failing_gate_is_recorded_fails_the_gates_test_and_verify(
@@ -103,7 +167,7 @@ def test_a_failing_gate_is_recorded_fails_the_gates_test_and_verify(
 def test_the_report_is_written_with_the_validation(scratch: BazelWorkspace) -> None:
     scratch.must_build("//models:candidate")
     html = (_out(scratch) / "report.html").read_text()
-    assert "calibration-curve" in html and "No champion yet" in html
+    assert "calibration-curve" in html and _production_model(scratch.root)[:12] in html
     assert "http://" not in html.split("</head>")[0] and "<script src" not in html
 
 
@@ -134,8 +198,8 @@ def champion(scratch: BazelWorkspace, test_policy_path: Path, edit: Edit) -> Ite
     edit(
         "models/BUILD.bazel",
         lambda b: b.replace(
-            b'    holdout = ":holdout",\n    recipe = "candidate.recipe.json",\n    visibility',
-            b'    champion = "//champion",\n    holdout = ":holdout",\n    recipe = "candidate.recipe.json",\n    visibility',
+            b'    champion = "//attestations:production",\n',
+            b'    champion = "//champion",\n',
             1,
         ),
     )

@@ -1501,6 +1501,14 @@ def test_policy_with_two_approvers_for_production_matches_the_schema_and_loads(
     assert promotion is not None
     assert promotion.stages["production"].threshold == 2
     assert promotion.stages["canary"].max_traffic == 100  # absent: the loader's default
+    assert promotion.stages["production"].require_champion is False  # absent: off
+
+    raw["promotion"]["stages"]["production"]["require_champion"] = True
+    assert _errors("policy.v1.schema.json", raw) == []
+    loaded = TrustPolicy.from_dict(raw, where="policy.json")
+    assert loaded.promotion is not None and loaded.promotion.stages["production"].require_champion
+    # It survives a round trip, and only an explicit true is written.
+    assert loaded.to_dict()["promotion"]["stages"]["production"]["require_champion"] is True
     assert promotion.rollback_functionaries == (release,)
 
 
@@ -1606,6 +1614,10 @@ POLICY_REFUSALS: list[tuple[str, Mutation]] = [
     ("max-traffic-above-100", _in_stage("canary", "max_traffic", 101)),
     ("max-traffic-as-bool", _in_stage("canary", "max_traffic", True)),
     ("max-traffic-with-fraction", _in_stage("canary", "max_traffic", 12.5)),
+    ("require-champion-on-canary", _in_stage("canary", "require_champion", True)),
+    ("require-champion-on-shadow", _in_stage("shadow", "require_champion", False)),
+    ("require-champion-as-string", _in_stage("production", "require_champion", "yes")),
+    ("require-champion-as-number", _in_stage("production", "require_champion", 1)),
     ("after-empty", _in_stage("canary", "after", [])),
     ("after-as-string", _in_stage("canary", "after", "shadow")),
     ("after-names-its-own-stage", _in_stage("canary", "after", ["canary"])),
@@ -1613,6 +1625,7 @@ POLICY_REFUSALS: list[tuple[str, Mutation]] = [
     ("rollback-with-unknown-key", _set_in("promotion", "rollback", "after", value=["canary"])),
     ("rollback-without-threshold", _drop("promotion", "rollback", "threshold")),
     ("rollback-threshold-zero", _set_in("promotion", "rollback", "threshold", value=0)),
+    ("after-names-a-stage-twice", _in_stage("production", "after", ["canary", "canary"])),
     (
         "rollback-functionary-as-number",
         _set_in("promotion", "rollback", "functionaries", value=[1]),
@@ -1626,7 +1639,6 @@ POLICY_SCHEMA_ONLY_REFUSALS: list[tuple[str, Mutation]] = [
     ("key-without-scheme", lambda p: _key_entry(p).pop("scheme")),
     ("empty-key-name", lambda p: _key_entry(p).update(name="")),
     ("description-not-a-string", _set_in("description", value=["release key"])),
-    ("after-names-a-stage-twice", _in_stage("production", "after", ["canary", "canary"])),
 ]
 
 
@@ -1795,11 +1807,6 @@ PROMOTION_PREDICATE_REFUSALS: list[tuple[str, Mutation]] = [
     ("time-with-offset", _set_in("time", value="2026-11-26T20:01:23+00:00")),
     ("time-as-number", _set_in("time", value=1795723283)),
     ("reason-null", _set_in("reason", value=None)),
-]
-
-# The loader accepts these; retrain never writes them: its clock writes whole
-# seconds, and `retrain audit` refuses a traffic its stage does not allow.
-PROMOTION_PREDICATE_SCHEMA_ONLY_REFUSALS: list[tuple[str, Mutation]] = [
     ("time-with-fraction", _set_in("time", value="2026-11-26T20:01:23.5Z")),
     ("time-in-month-13", _set_in("time", value="2026-13-26T20:01:23Z")),
     ("shadow-with-traffic", lambda p: p.update(stage="shadow", traffic=5)),
@@ -1810,13 +1817,14 @@ PROMOTION_PREDICATE_SCHEMA_ONLY_REFUSALS: list[tuple[str, Mutation]] = [
 # Only the loader can check these.
 PROMOTION_PREDICATE_LOADER_ONLY_REFUSALS: list[tuple[str, Mutation]] = [
     ("approvers-not-sorted", _set_in("approvers", value=[KEY_RELEASE, KEY_OPS])),
+    ("time-on-february-30", _set_in("time", value="2026-02-30T20:01:23Z")),
 ]
 
 
 @pytest.mark.parametrize(
     ("case", "mutate"),
-    PROMOTION_PREDICATE_REFUSALS + PROMOTION_PREDICATE_SCHEMA_ONLY_REFUSALS,
-    ids=[c for c, _ in PROMOTION_PREDICATE_REFUSALS + PROMOTION_PREDICATE_SCHEMA_ONLY_REFUSALS],
+    PROMOTION_PREDICATE_REFUSALS,
+    ids=[c for c, _ in PROMOTION_PREDICATE_REFUSALS],
 )
 def test_promotion_predicate_schema_refuses_damaged_predicate(
     promotion_predicate: Json, case: str, mutate: Mutation
@@ -1939,11 +1947,6 @@ CHECKPOINT_REFUSALS: list[tuple[str, Mutation]] = [
     ("production-history-as-string", _set_in("productionHistory", value=MODEL_A)),
     ("production-history-prefixed", _set_in("productionHistory", value=["sha256:" + MODEL_A])),
     ("reached-as-list", _set_in("reached", value=[])),
-]
-
-# Checkpoint.from_dict accepts these; `retrain audit` refuses a checkpoint that
-# is not the state its log leads to, and retrain writes none of them.
-CHECKPOINT_SCHEMA_ONLY_REFUSALS: list[tuple[str, Mutation]] = [
     ("stage-approvers-empty", lambda c: _canary_state(c).update(approvers=[])),
     ("stage-approvers-as-string", lambda c: _canary_state(c).update(approvers=KEY_OPS)),
     ("stage-approver-not-a-keyid", lambda c: _canary_state(c).update(approvers=["release"])),
@@ -1955,13 +1958,27 @@ CHECKPOINT_SCHEMA_ONLY_REFUSALS: list[tuple[str, Mutation]] = [
     ("reached-by-another-name", _set_in("reached", value={"model.rtm": ["shadow"]})),
     ("reached-an-unknown-stage", _set_in("reached", "61" * 32, value=["staging"])),
     ("reached-nothing", _set_in("reached", "61" * 32, value=[])),
+    ("stage-approvers-repeated", lambda c: _canary_state(c).update(approvers=[KEY_OPS] * 2)),
+    ("reached-a-stage-twice", _set_in("reached", "61" * 32, value=["shadow", "shadow"])),
+    ("rolled-back-repeats-a-model", _set_in("rolledBack", value=[MODEL_A] * 2)),
+]
+
+# Only the loader can check these: JSON Schema cannot say "sorted".
+CHECKPOINT_LOADER_ONLY_REFUSALS: list[tuple[str, Mutation]] = [
+    (
+        "stage-approvers-not-sorted",
+        lambda c: _canary_state(c).update(approvers=[KEY_RELEASE, KEY_OPS]),
+    ),
+    ("reached-not-sorted", _set_in("reached", "61" * 32, value=["shadow", "canary"])),
+    ("rolled-back-not-sorted", _set_in("rolledBack", value=[MODEL_B, MODEL_A])),
+    ("stage-time-on-february-30", lambda c: _canary_state(c).update(time="2026-02-30T20:05:00Z")),
 ]
 
 
 @pytest.mark.parametrize(
     ("case", "mutate"),
-    CHECKPOINT_REFUSALS + CHECKPOINT_SCHEMA_ONLY_REFUSALS,
-    ids=[c for c, _ in CHECKPOINT_REFUSALS + CHECKPOINT_SCHEMA_ONLY_REFUSALS],
+    CHECKPOINT_REFUSALS,
+    ids=[c for c, _ in CHECKPOINT_REFUSALS],
 )
 def test_checkpoint_schema_refuses_damaged_checkpoint(
     checkpoint: Json, case: str, mutate: Mutation
@@ -1970,9 +1987,11 @@ def test_checkpoint_schema_refuses_damaged_checkpoint(
 
 
 @pytest.mark.parametrize(
-    ("case", "mutate"), CHECKPOINT_REFUSALS, ids=[c for c, _ in CHECKPOINT_REFUSALS]
+    ("case", "mutate"),
+    CHECKPOINT_REFUSALS + CHECKPOINT_LOADER_ONLY_REFUSALS,
+    ids=[c for c, _ in CHECKPOINT_REFUSALS + CHECKPOINT_LOADER_ONLY_REFUSALS],
 )
-def test_checkpoint_loader_refuses_what_the_schema_refuses(
+def test_checkpoint_loader_refuses_damaged_checkpoint(
     checkpoint: Json, case: str, mutate: Mutation
 ) -> None:
     with pytest.raises(RetrainError):
