@@ -365,6 +365,13 @@ def cmd_registry_champion(args: argparse.Namespace) -> None:
         atomic_write_json(args.out, {"model_sha256": None, "registry": where})
         return
     stored = registry.model_path(serving.model_sha256)
+    if not (stored / "model.rtm").is_file():
+        raise InputError(
+            f"the model serving {args.stage} is not in the registry's model store",
+            where=str(stored / "model.rtm"),
+            expected=f"model.rtm with sha256 {serving.model_sha256}",
+            found="no file",
+        )
     found = sha256_file(stored / "model.rtm").sha256
     if found != serving.model_sha256:
         raise InputError(

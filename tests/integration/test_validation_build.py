@@ -112,6 +112,26 @@ def test_with_nothing_in_production_there_is_no_champion_yet(scratch: BazelWorks
     assert metrics["champion"] is None
 
 
+def test_a_production_model_missing_from_the_store_fails_the_build_with_one_line(
+    scratch: BazelWorkspace,
+) -> None:
+    production = _production_model(scratch.root)
+    stored = scratch.root / "attestations" / "registry" / "models" / production
+    aside = scratch.root.parent / "stored-model-aside"
+    stored.rename(aside)
+    try:
+        result = scratch.build("//models:candidate")
+    finally:
+        aside.rename(stored)
+    assert not result.ok
+    assert "Traceback" not in result.stdout + result.stderr
+    assert _errors(result) == [
+        f"retrain: error: {stored.relative_to(scratch.root)}/model.rtm: the model serving "
+        f"production is not in the registry's model store: expected model.rtm with sha256 "
+        f"{production}, found no file"
+    ]
+
+
 def test_a_registry_whose_checkpoint_was_edited_fails_the_build(scratch: BazelWorkspace) -> None:
     checkpoint = scratch.root / "attestations" / "registry" / "checkpoint.json"
     original = checkpoint.read_bytes()
