@@ -2,11 +2,13 @@
 
 The scenario is a scratch git repository (a copy of the working tree, its
 registry emptied): commit 1 builds ``//models:candidate`` (signed with the
-session key), the model is promoted to shadow and the registry committed;
-a later commit changes the training code (``retrain/train.py``) and
-regenerates the holdout with another seed (new data, new manifest). The
+session key), the model is promoted to production and the registry
+committed; a later commit changes the training code (``retrain/train.py``)
+and regenerates the holdout with another seed (new data, new manifest). The
 rebuild must still recreate the old model exactly, from its commit and its
-recorded datasets, in a fresh output base with no cache.
+recorded datasets, in a fresh output base with no cache. A model built at
+the later commit is evaluated against the one in production (the registry's
+champion), and rebuilds bit-for-bit too.
 
 Two real rebuilds serve several tests each: one in-process
 (``retrain rebuild --all --json``, data from a content-addressed store of
@@ -187,23 +189,25 @@ def history(tmp_path_factory: pytest.TempPathFactory, test_policy_path: Path) ->
         built_at = _git(root, "rev-parse", "HEAD")
         first_build = _copy_output(out, base / "build-at-first-commit")
         registry = root / "attestations" / "registry"
-        code, _, err = _cli(
-            "promote",
-            str(out),
-            "--to",
-            "shadow",
-            "--reason",
-            "the model CI must rebuild",
-            "--repo",
-            str(root),
-            "--registry",
-            str(registry),
-            "--policy",
-            str(test_policy_path),
-            env={"RETRAIN_STORE": build_env["RETRAIN_STORE"]},
-        )
-        assert code == 0, err
-        _commit(root, "promote the candidate to shadow")
+        # Promoted all the way: later builds are evaluated against it.
+        for stage in ("shadow", "canary", "production"):
+            code, _, err = _cli(
+                "promote",
+                str(out),
+                "--to",
+                stage,
+                "--reason",
+                "the model CI must rebuild",
+                "--repo",
+                str(root),
+                "--registry",
+                str(registry),
+                "--policy",
+                str(test_policy_path),
+                env={"RETRAIN_STORE": build_env["RETRAIN_STORE"]},
+            )
+            assert code == 0, err
+        _commit(root, "promote the candidate to production")
         # Later: the training code changes (so does the model's code digest)
         # and the holdout is regenerated with another seed.
         with (root / "retrain" / "train.py").open("a") as f:
@@ -591,3 +595,36 @@ def test_rebuild_all_on_an_empty_registry_names_the_registry(
         f"retrain: error: {empty / 'models'}: the registry holds no model to rebuild: "
         "expected at least one promoted model, found none"
     ]
+
+
+# ---------------------------------------------------------------------------
+# 6. a model evaluated against the model in production
+
+
+def test_a_model_evaluated_against_the_production_model_rebuilds_bit_for_bit(
+    history: History, tmp_path: Path
+) -> None:
+    # Built at the later commit, its champion is the model promoted before:
+    # the registry at that commit says so, and the rebuild recreates it from
+    # the worktree, checkpoint and stored chain verified in the build.
+    history.workspace.must_build("//models:candidate", env=history.build_env)
+    info = history.workspace.run("info", "bazel-bin", env=history.build_env)
+    out = Path(info.stdout.strip()) / "models" / "candidate"
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["champion"]["sha256"] == history.model_sha
+    provenance = json.loads((out / "provenance.json").read_text())
+    deps = provenance["predicate"]["buildDefinition"]["resolvedDependencies"]
+    assert {
+        "name": "champion",
+        "digest": {"sha256": history.model_sha},
+        "annotations": {"role": "champion"},
+    } in deps
+    assert deps[0]["digest"]["gitCommit"] == history.head
+    later = _copy_output(out, tmp_path / "later")
+
+    report = history.rebuild(later, tmp_path / "store")
+
+    assert report.identical, [p.line() for p in report.problems] or report.to_dict()["outputs"]
+    assert "RetrainRegistryChampion" in report.executed
+    assert "RetrainTrain" in report.executed
+    assert {o.name for o in report.outputs} == set(SUBJECTS)
