@@ -14,12 +14,15 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from retrain import __version__
 from retrain._internal.fsio import atomic_write_bytes, atomic_write_json
 from retrain.digest import sha256_bytes, sha256_file, tree_digest
 from retrain.errors import InputError, RetrainError
+
+if TYPE_CHECKING:
+    from retrain.attest.policy import TrustPolicy
 
 _VERIFIED_SCHEMA = "https://retrain.dev/dataset-verification/v1"
 _REPORT_SCHEMA = "https://retrain.dev/train-report/v1"
@@ -318,27 +321,34 @@ def cmd_report(args: argparse.Namespace) -> None:
     atomic_write_bytes(args.out, html.encode("utf-8"))
 
 
-def cmd_verify_champion(args: argparse.Namespace) -> None:
-    """Verify the champion's chain before any number of it is trusted."""
-    from retrain.attest.policy import load_policy
+def _verified_champion(
+    model: Path, policy: TrustPolicy, policy_path: str, whose: str
+) -> dict[str, Any]:
+    """The champion record of ``model`` after its chain verified against the policy."""
     from retrain.attest.verify import verify_model
 
-    model = Path(args.model)
-    policy = load_policy(args.policy)
-    report = verify_model(model.parent, policy, policy_where=args.policy, repo_root=None)
+    report = verify_model(model.parent, policy, policy_where=policy_path, repo_root=None)
     if not report.ok:
         first = report.failures[0]
         raise InputError(
-            f"champion's attestation does not verify ({len(report.failures)} failed check(s)); first: {first.message}",
+            f"{whose} attestation does not verify ({len(report.failures)} failed check(s)); "
+            f"first: {first.message}",
             where=str(model.parent),
         )
+    return {
+        "model_sha256": sha256_file(model).sha256,
+        "policy": {"path": policy_path, "sha256": sha256_file(policy_path).sha256},
+        "signers": {link.link: link.signers for link in report.links},
+    }
+
+
+def cmd_verify_champion(args: argparse.Namespace) -> None:
+    """Verify the champion's chain before any number of it is trusted."""
+    from retrain.attest.policy import load_policy
+
+    policy = load_policy(args.policy)
     atomic_write_json(
-        args.out,
-        {
-            "model_sha256": sha256_file(model).sha256,
-            "policy": {"path": args.policy, "sha256": sha256_file(args.policy).sha256},
-            "signers": {link.link: link.signers for link in report.links},
-        },
+        args.out, _verified_champion(Path(args.model), policy, args.policy, "champion's")
     )
 
 
@@ -350,7 +360,6 @@ def cmd_registry_champion(args: argparse.Namespace) -> None:
     nothing serving the stage, the record says so and the model file is empty.
     """
     from retrain.attest.policy import load_policy
-    from retrain.attest.verify import verify_model
     from retrain.registry import Registry
 
     policy = load_policy(args.policy)
@@ -380,24 +389,11 @@ def cmd_registry_champion(args: argparse.Namespace) -> None:
             expected=serving.model_sha256,
             found=found,
         )
-    report = verify_model(stored, policy, policy_where=args.policy, repo_root=None)
-    if not report.ok:
-        first = report.failures[0]
-        raise InputError(
-            f"the {args.stage} model's attestation does not verify ({len(report.failures)} "
-            f"failed check(s)); first: {first.message}",
-            where=str(stored),
-        )
-    atomic_write_bytes(args.out_model, (stored / "model.rtm").read_bytes())
-    atomic_write_json(
-        args.out,
-        {
-            "model_sha256": found,
-            "policy": {"path": args.policy, "sha256": sha256_file(args.policy).sha256},
-            "registry": where,
-            "signers": {link.link: link.signers for link in report.links},
-        },
+    record = _verified_champion(
+        stored / "model.rtm", policy, args.policy, f"the {args.stage} model's"
     )
+    atomic_write_bytes(args.out_model, (stored / "model.rtm").read_bytes())
+    atomic_write_json(args.out, {**record, "registry": where})
 
 
 def cmd_sign(args: argparse.Namespace) -> None:
