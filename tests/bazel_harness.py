@@ -161,3 +161,22 @@ def copy_workspace(dest: Path) -> Path:
     """A scratch copy of the repository's working tree, without VCS or build state."""
     shutil.copytree(REPO_ROOT, dest, ignore=_COPY_IGNORE, symlinks=True)
     return dest
+
+
+def write_champion_package(pkg: Path, model_dir: Path, policy: Path) -> str:
+    """A package ``pkg`` holding a copy of ``model_dir`` as a ``champion_model``
+    verified against ``policy``; returns its label, ``//<pkg name>``."""
+    pkg.mkdir()
+    for f in model_dir.iterdir():
+        shutil.copyfile(f, pkg / f.name)
+    shutil.copyfile(policy, pkg / "policy.test.json")
+    (pkg / "BUILD.bazel").write_text(
+        'load("//rules:defs.bzl", "champion_model")\n\n'
+        "champion_model(\n"
+        f'    name = "{pkg.name}",\n'
+        '    srcs = glob(["*"], exclude = ["BUILD.bazel", "policy.test.json"]),\n'
+        '    policy = "policy.test.json",\n'
+        '    visibility = ["//visibility:public"],\n'
+        ")\n"
+    )
+    return f"//{pkg.name}"

@@ -37,7 +37,7 @@ from tests.adversarial.test_registry_attacks import (
     refused_and_unchanged,
     retrain,
 )
-from tests.bazel_harness import BazelWorkspace
+from tests.bazel_harness import BazelWorkspace, write_champion_package
 
 pytestmark = [pytest.mark.bazel, pytest.mark.slow]
 
@@ -67,20 +67,8 @@ def model_c(
     recipe = scratch.root / "models" / "candidate.recipe.json"
     build = scratch.root / "models" / "BUILD.bazel"
     saved = {recipe: recipe.read_bytes(), build: build.read_bytes()}
-    pkg.mkdir()
     try:
-        for f in model_a.iterdir():
-            shutil.copyfile(f, pkg / f.name)
-        shutil.copyfile(test_policy_path, pkg / "policy.test.json")
-        (pkg / "BUILD.bazel").write_text(
-            'load("//rules:defs.bzl", "champion_model")\n\n'
-            "champion_model(\n"
-            '    name = "champion_a",\n'
-            '    srcs = glob(["*"], exclude = ["BUILD.bazel", "policy.test.json"]),\n'
-            '    policy = "policy.test.json",\n'
-            '    visibility = ["//visibility:public"],\n'
-            ")\n"
-        )
+        assert write_champion_package(pkg, model_a, test_policy_path) == "//champion_a"
         anchor = b'    champion = "//attestations:production",\n'
         assert anchor in saved[build]
         build.write_bytes(saved[build].replace(anchor, b'    champion = "//champion_a",\n', 1))

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from retrain.manifest import create_manifest
-from tests.bazel_harness import REPO_ROOT, BazelWorkspace, sha256_of
+from tests.bazel_harness import REPO_ROOT, BazelWorkspace, sha256_of, write_champion_package
 
 pytestmark = [pytest.mark.bazel, pytest.mark.slow]
 
@@ -202,19 +202,7 @@ def champion(scratch: BazelWorkspace, test_policy_path: Path, edit: Edit) -> Ite
     pkg = scratch.root / "champion"
     if pkg.exists():
         shutil.rmtree(pkg)
-    pkg.mkdir()
-    for f in _out(scratch).iterdir():
-        shutil.copyfile(f, pkg / f.name)
-    shutil.copyfile(test_policy_path, pkg / "policy.test.json")
-    (pkg / "BUILD.bazel").write_text(
-        'load("//rules:defs.bzl", "champion_model")\n\n'
-        "champion_model(\n"
-        '    name = "champion",\n'
-        '    srcs = glob(["*"], exclude = ["BUILD.bazel", "policy.test.json"]),\n'
-        '    policy = "policy.test.json",\n'
-        '    visibility = ["//visibility:public"],\n'
-        ")\n"
-    )
+    assert write_champion_package(pkg, _out(scratch), test_policy_path) == "//champion"
     edit(
         "models/BUILD.bazel",
         lambda b: b.replace(
