@@ -410,8 +410,7 @@ def rebuild(
     work = Path(tempfile.mkdtemp(prefix="retrain-rebuild-"))
     worktree = work / "src"
     output_base = work / "output-base"
-    server_started = False
-    startup: list[str] = []
+    startup: list[str] = []  # set when the Bazel server may have started
     run_env: dict[str, str] = {}
     try:
         progress(f"checking out {recorded.commit[:12]} in a temporary worktree")
@@ -433,7 +432,6 @@ def rebuild(
         run_env["RETRAIN_STORE"] = store.location
         log = work / "execution.json"
         startup = [bazel, f"--output_base={output_base}", "--nohome_rc"]
-        server_started = True
         build = subprocess.run(
             [
                 *startup,
@@ -487,7 +485,7 @@ def rebuild(
         report.toolchain_changes = _toolchain_changes(recorded, rebuilt)
         report.executed = _executed(log)
     finally:
-        if server_started:
+        if startup:
             # Whether the build passed or not: a server left idling would
             # hold the output base that is deleted next.
             subprocess.run(
