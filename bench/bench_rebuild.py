@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from retrain.attest.policy import load_policy
+from retrain.attest.trust import load_policy
 from retrain.rebuild import RecordedBuild, _load_provenance, rebuild
 
 ROOT = Path(__file__).resolve().parents[1]

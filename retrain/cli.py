@@ -264,6 +264,54 @@ def keygen(private_key: Path | None, force: bool) -> None:
     click.echo(f"keyid {pair.keyid}")
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+_POLICY_OPTIONS = [
+    click.option(
+        "--trust-root",
+        "trust_roots",
+        multiple=True,
+        metavar="PUB.pem|KEYID",
+        help="A root key you were given outside the repository: the policy must chain to a "
+        "version it signed. Repeat for several (all must have signed the same version).",
+    ),
+    click.option(
+        "--insecure-unsigned-policy",
+        is_flag=True,
+        help="Accept a policy whose root signatures do not verify (local experiments only; "
+        "never for production promotions).",
+    ),
+]
+
+
+def _policy_options(f: F) -> F:
+    for option in reversed(_POLICY_OPTIONS):
+        f = option(f)
+    return f
+
+
+def _load_policy(path: Path, trust_roots: tuple[str, ...], insecure: bool):  # type: ignore[no-untyped-def]
+    from retrain.attest.trust import load_policy
+
+    policy = load_policy(path, trust_roots=trust_roots, insecure_unsigned=insecure)
+    if not policy.signed:
+        click.echo(
+            f"retrain: warning: {path} is not signed by its root; accepted because of "
+            "--insecure-unsigned-policy",
+            err=True,
+        )
+    return policy
+
+
+def _reason(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    from retrain.registry.rules import reason_errors
+
+    errors = reason_errors(value)
+    if errors:
+        raise click.BadParameter(errors[0])
+    return value
+
+
 @cli.command("verify")
 @click.argument("model_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
 @click.option(
@@ -280,21 +328,43 @@ def keygen(private_key: Path | None, force: bool) -> None:
     show_default=True,
     help="Repository holding the data manifests (and, when present, the data).",
 )
+@click.option(
+    "--registry",
+    "registry_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="A promotion registry whose recorded policy this one must not be older than, nor "
+    "fail to chain to (default: attestations/registry under --repo, when it exists).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option(
     "--at", "at_time", default=None, help="Verify as of this UTC time (YYYY-MM-DDTHH:MM:SSZ)."
 )
+@_policy_options
 def verify(
-    model_dir: Path, policy_path: Path, repo: Path, as_json: bool, at_time: str | None
+    model_dir: Path,
+    policy_path: Path,
+    repo: Path,
+    registry_dir: Path | None,
+    as_json: bool,
+    at_time: str | None,
+    trust_roots: tuple[str, ...],
+    insecure_unsigned_policy: bool,
 ) -> int:
     """Verify a model's attestation chain (dataset, build, evaluation) against a policy."""
     import json as _json
 
-    from retrain.attest.policy import load_policy, parse_time
+    from retrain.attest.policy import parse_time
     from retrain.attest.verify import verify_model
 
-    policy = load_policy(policy_path)
-    now = parse_time(at_time, where="--at", ctx="--at") if at_time else None
+    now = parse_time(at_time, where=None, ctx="--at") if at_time else None
+    policy = _load_policy(policy_path, trust_roots, insecure_unsigned_policy)
+    registry_note = _check_recorded_policy(
+        policy,
+        policy_path,
+        registry_dir or repo / "attestations" / "registry",
+        explicit=registry_dir is not None,
+    )
     report = verify_model(model_dir, policy, policy_where=str(policy_path), repo_root=repo, now=now)
     if as_json:
         click.echo(_json.dumps(report.to_dict(), indent=2, sort_keys=True))
@@ -305,14 +375,39 @@ def verify(
         click.echo(f"FAILED: {len(report.failures)} check(s) failed for {model_dir}", err=True)
         return report.exit_code
     click.echo(
-        f"OK: {model_dir} verifies against {policy_path} (expires {policy.expires:%Y-%m-%d})"
+        f"OK: {model_dir} verifies against {policy_path} version {policy.version} "
+        f"(expires {policy.expires:%Y-%m-%d}; trust: {policy.anchor})"
     )
     for link in report.links:
         click.echo(f"  {link.link:<10}  {link.subject:<40}  {link.detail}")
         click.echo(f"  {'':<10}  signed by {', '.join(link.signers)}")
-    for note in report.notes:
+    for note in (*report.notes, *([registry_note] if registry_note else [])):
         click.echo(f"  note: {note}")
     return 0
+
+
+def _check_recorded_policy(
+    policy: Any, policy_path: Path, registry_dir: Path, *, explicit: bool
+) -> str | None:
+    """A policy older than (or not chaining to) the one a registry recorded verifies nothing.
+
+    The default registry (the repository's) may belong to another policy
+    than the one given: a checkpoint this policy cannot judge is a note,
+    unless the registry was named; a policy rollback is always refused.
+    """
+    from retrain.registry import LogBroken, Registry
+
+    if not explicit and not (registry_dir / "checkpoint.json").exists():
+        return None
+    try:
+        checkpoint = Registry(registry_dir, policy, policy_where=str(policy_path)).read_checkpoint()
+    except LogBroken as exc:
+        if explicit:
+            raise
+        return f"registry {registry_dir} not consulted: {exc.diagnostics()}"
+    if checkpoint.policy is None and explicit:
+        return f"registry {registry_dir} has recorded no policy version yet"
+    return None
 
 
 @cli.command("sign")
@@ -384,6 +479,26 @@ def policy() -> None:
     """Trust policies."""
 
 
+def _pairs(values: tuple[str, ...], flag: str) -> list[tuple[str, str]]:
+    out = []
+    for value in values:
+        name, sep, rest = value.partition("=")
+        if not sep or not name or not rest:
+            raise click.UsageError(f"{flag} must be NAME=VALUE, got {value!r}")
+        out.append((name, rest))
+    return out
+
+
+def _read_public(path: str, flag: str) -> str:
+    from retrain._internal.fsio import read_regular_bytes
+    from retrain.errors import KeyFileError
+
+    try:
+        return read_regular_bytes(path, limit=64 << 10, what=f"{flag} public key").decode("ascii")
+    except UnicodeDecodeError:
+        raise KeyFileError("not a PEM public key (not ASCII)", where=path) from None
+
+
 @policy.command("init")
 @click.option(
     "--key",
@@ -391,14 +506,36 @@ def policy() -> None:
     multiple=True,
     required=True,
     metavar="NAME=PUBLIC.pem",
-    help="A key the policy lists, by name; repeat for several.",
+    help="A key that signs links and promotions, by name; repeat for several.",
+)
+@click.option(
+    "--root",
+    "roots",
+    multiple=True,
+    required=True,
+    metavar="NAME=PUBLIC.pem",
+    help="A root key: signs the policy itself (and its next version); repeat for several.",
+)
+@click.option(
+    "--root-threshold",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="How many root keys must sign this version (and the next).",
+)
+@click.option(
+    "--supersedes",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="The signed policy this one replaces: the new one is its next version, carries it as "
+    "history, and must be signed by its root threshold too.",
 )
 @click.option(
     "--step",
     "steps",
     multiple=True,
     metavar="STEP=NAME[,NAME]",
-    help="Which keys may sign a step (default: every key, every step).",
+    help="Which keys may sign a step (default: every --key, every step).",
 )
 @click.option(
     "--threshold",
@@ -420,47 +557,134 @@ def policy() -> None:
     show_default=True,
     help="A model may replace the one serving production only if its evaluation compared it with that model.",
 )
+@click.option(
+    "--allow-dirty",
+    default="shadow",
+    show_default=True,
+    metavar="STAGE[,STAGE]",
+    help="Stages a model built from an uncommitted (dirty) tree may reach; '' for none.",
+)
+@click.option("--not-before", default=None, help="Valid from, YYYY-MM-DDTHH:MM:SSZ (default: now).")
 @click.option("--expires", required=True, help="Expiry, YYYY-MM-DDTHH:MM:SSZ (UTC).")
+@click.option("--description", default="", help="What the policy is for, recorded in it.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
 def policy_init(
     keys: tuple[str, ...],
+    roots: tuple[str, ...],
+    root_threshold: int,
+    supersedes: Path | None,
     steps: tuple[str, ...],
     required_steps: str,
     thresholds: tuple[str, ...],
     require_champion: bool,
+    allow_dirty: str,
+    not_before: str | None,
     expires: str,
+    description: str,
     output: Path,
 ) -> None:
-    """Write a trust policy for the given public keys."""
-    from retrain._internal.fsio import atomic_write_json
+    """Write a trust policy (unsigned) for the given keys; then sign it with `policy sign`."""
+    from datetime import UTC, datetime
+
     from retrain.attest.policy import TrustPolicy, parse_time
+    from retrain.attest.promotion import STAGES
+    from retrain.attest.trust import read_policy_file, write_policy_file
 
-    def pairs(values: tuple[str, ...], flag: str) -> list[tuple[str, str]]:
-        out = []
-        for value in values:
-            name, sep, rest = value.partition("=")
-            if not sep or not name or not rest:
-                raise click.UsageError(f"{flag} must be NAME=VALUE, got {value!r}")
-            out.append((name, rest))
-        return out
-
-    named = [(name, Path(path).read_text(encoding="ascii")) for name, path in pairs(keys, "--key")]
-    step_keys = {step: names.split(",") for step, names in pairs(steps, "--step")} or None
+    previous: tuple[Any, ...] = ()
+    version = 1
+    if supersedes is not None:
+        current, history = read_policy_file(supersedes)
+        if isinstance(current, TrustPolicy):
+            raise click.UsageError(f"--supersedes {supersedes}: a format-1 policy has no version")
+        previous = (*history, current)
+        version = current.policy.version + 1
+    dirty = tuple(s for s in allow_dirty.split(",") if s)
+    unknown = sorted(set(dirty) - set(STAGES))
+    if unknown:
+        raise click.UsageError(f"--allow-dirty: unknown stage {unknown[0]!r}")
     try:
-        limits = {step: int(n) for step, n in pairs(thresholds, "--threshold")}
+        limits = {step: int(n) for step, n in _pairs(thresholds, "--threshold")}
     except ValueError:
         raise click.UsageError("--threshold must be STEP=INTEGER") from None
+    start = (
+        parse_time(not_before, where=None, ctx="--not-before")
+        if not_before
+        else datetime.now(UTC).replace(microsecond=0)
+    )
     built = TrustPolicy.for_keys(
-        named,
-        expires=parse_time(expires, where="--expires", ctx="--expires"),
-        step_keys=step_keys,
+        [(name, _read_public(path, "--key")) for name, path in _pairs(keys, "--key")],
+        root_keys=[(name, _read_public(path, "--root")) for name, path in _pairs(roots, "--root")],
+        root_threshold=root_threshold,
+        version=version,
+        not_before=start,
+        expires=parse_time(expires, where=None, ctx="--expires"),
+        step_keys={step: names.split(",") for step, names in _pairs(steps, "--step")} or None,
         thresholds=limits,
         steps=tuple(s for s in required_steps.split(",") if s),
         require_champion=require_champion,
+        allow_dirty=dirty,
+        description=description,
     )
-    TrustPolicy.from_dict(built.to_dict(), where=str(output))  # the written policy must load
-    atomic_write_json(output, built.to_dict())
-    click.echo(f"wrote {output}: {len(built.keys)} key(s), steps {', '.join(built.steps)}")
+    write_policy_file(output, built, previous=previous)
+    click.echo(
+        f"wrote {output}: version {built.version}, {len(built.keys)} key(s), steps "
+        f"{', '.join(built.steps)}; unsigned: sign it with "
+        f"'retrain policy sign {output} --key ROOT.pem'"
+        + (f" (by the roots of version {version - 1} and of version {version})" if previous else "")
+    )
+
+
+@policy.command("sign")
+@click.argument("policy_path", metavar="POLICY", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--key",
+    "key_paths",
+    multiple=True,
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A root key's private PEM; repeat to sign with several.",
+)
+def policy_sign(policy_path: Path, key_paths: tuple[Path, ...]) -> int:
+    """Add root signatures to POLICY's current version (the content never changes)."""
+    from retrain.attest.keys import load_signer
+    from retrain.attest.trust import sign_policy_file
+
+    outcome = sign_policy_file(policy_path, [load_signer(p) for p in key_paths])
+    click.echo(
+        f"signed {policy_path} version {outcome.version} with "
+        + ", ".join(k[:12] for k in outcome.signed_by)
+    )
+    click.echo(f"  own root: {outcome.own_root or 'threshold met'}")
+    if outcome.version > 1 and outcome.has_previous:
+        click.echo(f"  previous root: {outcome.previous_root or 'threshold met'}")
+    return 0 if outcome.own_root is None and outcome.previous_root is None else 1
+
+
+@policy.command("verify")
+@click.argument("policy_path", metavar="POLICY", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--trust-root",
+    "trust_roots",
+    multiple=True,
+    metavar="PUB.pem|KEYID",
+    help="A root key you were given outside the repository.",
+)
+def policy_verify(policy_path: Path, trust_roots: tuple[str, ...]) -> None:
+    """Check a policy's root signatures, its version chain, and its anchor."""
+    from retrain.attest.policy import format_time
+    from retrain.attest.trust import load_policy
+
+    policy = load_policy(policy_path, trust_roots=trust_roots)
+    assert policy.root is not None
+    roots = ", ".join(policy.key_label(k) for k in policy.root.functionaries)
+    click.echo(
+        f"OK: {policy_path} version {policy.version} ({policy.digest}), valid "
+        f"{format_time(policy.not_before or policy.expires)} .. {format_time(policy.expires)}"
+    )
+    click.echo(f"  root: {policy.root.threshold} of [{roots}]")
+    if policy.history:
+        click.echo(f"  history: versions {', '.join(map(str, sorted(policy.history)))}, chained")
+    click.echo(f"  trust: {policy.anchor}")
 
 
 # --------------------------------------------------------------------------
@@ -486,20 +710,19 @@ _REGISTRY_OPTIONS = [
 ]
 
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-
 def _registry_options(f: F) -> F:
-    for option in reversed(_REGISTRY_OPTIONS):
+    for option in reversed([*_REGISTRY_OPTIONS, *_POLICY_OPTIONS]):
         f = option(f)
     return f
 
 
-def _open_registry(registry_dir: Path, policy_path: Path):  # type: ignore[no-untyped-def]
-    from retrain.attest.policy import load_policy
+def _open_registry(  # type: ignore[no-untyped-def]
+    registry_dir: Path, policy_path: Path, trust_roots: tuple[str, ...], insecure: bool
+):
     from retrain.registry import Registry
 
-    return Registry(registry_dir, load_policy(policy_path), policy_where=str(policy_path))
+    policy = _load_policy(policy_path, trust_roots, insecure)
+    return Registry(registry_dir, policy, policy_where=str(policy_path))
 
 
 def _signers(key_paths: tuple[Path, ...]) -> list[object]:
@@ -564,7 +787,9 @@ def _state_dict(registry: Any, checkpoint: Any) -> dict[str, Any]:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Approver's private key; repeat for several approvers (default: RETRAIN_SIGNING_KEY).",
 )
-@click.option("--reason", default="", help="Why, recorded in the signed entry.")
+@click.option(
+    "--reason", default="", callback=_reason, help="Why, recorded in the signed entry (one line)."
+)
 @click.option(
     "--repo",
     type=click.Path(file_okay=False, path_type=Path),
@@ -584,9 +809,11 @@ def promote(
     as_json: bool,
     registry_dir: Path,
     policy_path: Path,
+    trust_roots: tuple[str, ...],
+    insecure_unsigned_policy: bool,
 ) -> None:
     """Verify MODEL_DIR's whole chain, then promote it to a stage (a signed log entry)."""
-    registry = _open_registry(registry_dir, policy_path)
+    registry = _open_registry(registry_dir, policy_path, trust_roots, insecure_unsigned_policy)
     result = registry.promote(
         model_dir,
         stage,
@@ -609,7 +836,7 @@ def promote(
     "--to", "target", default=None, help="A model that served production before (sha256 or prefix)."
 )
 @click.option("--key", "key_paths", multiple=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--reason", default="")
+@click.option("--reason", default="", callback=_reason, help="Why (one line).")
 @click.option("--json", "as_json", is_flag=True)
 @_registry_options
 def rollback(
@@ -619,9 +846,11 @@ def rollback(
     as_json: bool,
     registry_dir: Path,
     policy_path: Path,
+    trust_roots: tuple[str, ...],
+    insecure_unsigned_policy: bool,
 ) -> None:
     """Put production back on the previous (or a named) production model."""
-    registry = _open_registry(registry_dir, policy_path)
+    registry = _open_registry(registry_dir, policy_path, trust_roots, insecure_unsigned_policy)
     result = registry.rollback(signers=_signers(key_paths), to=target, reason=reason)
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
@@ -635,20 +864,32 @@ def rollback(
 @cli.command("status")
 @click.option("--json", "as_json", is_flag=True)
 @_registry_options
-def status(as_json: bool, registry_dir: Path, policy_path: Path) -> None:
+def status(
+    as_json: bool,
+    registry_dir: Path,
+    policy_path: Path,
+    trust_roots: tuple[str, ...],
+    insecure_unsigned_policy: bool,
+) -> None:
     """Which model serves each stage, the traffic split, who promoted it and when."""
-    registry = _open_registry(registry_dir, policy_path)
+    registry = _open_registry(registry_dir, policy_path, trust_roots, insecure_unsigned_policy)
     _print_state(registry, registry.read_checkpoint(), as_json)
 
 
 @cli.command("history")
 @click.option("--json", "as_json", is_flag=True)
 @_registry_options
-def history(as_json: bool, registry_dir: Path, policy_path: Path) -> None:
+def history(
+    as_json: bool,
+    registry_dir: Path,
+    policy_path: Path,
+    trust_roots: tuple[str, ...],
+    insecure_unsigned_policy: bool,
+) -> None:
     """The promotion log, oldest first."""
     import json as _json
 
-    registry = _open_registry(registry_dir, policy_path)
+    registry = _open_registry(registry_dir, policy_path, trust_roots, insecure_unsigned_policy)
     entries = registry.history()
     if as_json:
         click.echo(
@@ -665,20 +906,30 @@ def history(as_json: bool, registry_dir: Path, policy_path: Path) -> None:
         what = f"{p.action} {p.model_sha256[:12]} -> {p.stage}" + (
             f" {p.traffic}%" if p.stage == "canary" else ""
         )
-        click.echo(
-            f"{e.position:>6}  {p.time}  {what:<40}  by {by}"
-            + (f"  ({p.reason})" if p.reason else "")
-        )
+        # A signed reason is shown escaped: it must not print as a line of its own.
+        reason = f"  ({_printable(p.reason)})" if p.reason else ""
+        click.echo(f"{e.position:>6}  {p.time}  {what:<40}  by {_printable(by)}{reason}")
+
+
+def _printable(text: str) -> str:
+    """Text as one printable line: control characters shown as escapes."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 @cli.command("audit")
 @click.option("--json", "as_json", is_flag=True)
 @_registry_options
-def audit(as_json: bool, registry_dir: Path, policy_path: Path) -> int:
+def audit(
+    as_json: bool,
+    registry_dir: Path,
+    policy_path: Path,
+    trust_roots: tuple[str, ...],
+    insecure_unsigned_policy: bool,
+) -> int:
     """Re-verify the whole log and every model it names; exit 1 at the first broken entry."""
     import json as _json
 
-    registry = _open_registry(registry_dir, policy_path)
+    registry = _open_registry(registry_dir, policy_path, trust_roots, insecure_unsigned_policy)
     report = registry.audit()
     if as_json:
         click.echo(_json.dumps(report.to_dict(), indent=2, sort_keys=True))
@@ -689,7 +940,8 @@ def audit(as_json: bool, registry_dir: Path, policy_path: Path) -> int:
     for note in report.notes:
         click.echo(f"note: {note}")
     click.echo(
-        f"OK: {report.entries} entries and {report.models} models verify against {policy_path}"
+        f"OK: {report.entries} entries and {report.models} models verify against {policy_path} "
+        f"version {registry.policy.version} (trust: {registry.policy.anchor})"
     )
     return 0
 
@@ -769,6 +1021,8 @@ def rebuild_command(
     as_json: bool,
     registry_dir: Path,
     policy_path: Path,
+    trust_roots: tuple[str, ...],
+    insecure_unsigned_policy: bool,
 ) -> int:
     """Rebuild models from their attestations and compare every output, bit for bit.
 
@@ -781,10 +1035,9 @@ def rebuild_command(
     """
     import json as _json
 
-    from retrain.attest.policy import load_policy
     from retrain.rebuild import rebuild
 
-    policy = load_policy(policy_path)
+    policy = _load_policy(policy_path, trust_roots, insecure_unsigned_policy)
     models = [_resolve_model(t, registry_dir) for t in targets]
     if all_models:
         store = registry_dir / "models"

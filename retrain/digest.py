@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -57,7 +58,13 @@ def sha256_file(path: str | os.PathLike[str]) -> FileDigest:
     view = memoryview(buf)
     size = 0
     try:
-        with open(path, "rb", buffering=0) as f:
+        # Non-blocking, and judged on the open descriptor: a FIFO put in a
+        # file's place is refused, never waited on.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise InputError("not a regular file", where=str(path), expected="a regular file")
+        with open(fd, "rb", buffering=0) as f:
             while True:
                 n = f.readinto(buf)
                 if not n:

@@ -24,6 +24,7 @@ __all__ = [
     "ManifestError",
     "PathEscapeError",
     "PolicyError",
+    "PolicyUntrusted",
     "RecipeError",
     "RetrainError",
     "SchemaMismatch",
@@ -121,6 +122,11 @@ class SchemaMismatch(CheckFailed):
 
 class PolicyError(InputError):
     """A trust policy that is malformed or names what does not exist."""
+
+
+class PolicyUntrusted(CheckFailed):
+    """A trust policy that reads well but is not to be believed: unsigned, badly
+    signed, not chained to the trust root or to the policy a registry recorded."""
 
 
 class EnvelopeError(InputError):

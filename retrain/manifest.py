@@ -310,21 +310,40 @@ def load_manifest(path: str | os.PathLike[str]) -> DataManifest:
 # Creating
 
 
-def _walk_files(root: Path) -> Iterator[tuple[str, Path]]:
-    real_root = root.resolve()
+def _walk_tree(root: Path) -> Iterator[tuple[Path, bool]]:
+    """Every file under ``root``, and every symlinked directory (flagged True), in order.
+
+    A symlinked directory is never entered: its files are not the dataset's
+    to list, and a link can point anywhere. os.walk lists it among the
+    directories and silently does not enter it, so it is picked out here,
+    for the creator to refuse and the verifier to report.
+    """
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         dirnames.sort()
-        for d in list(dirnames):
-            full = Path(dirpath) / d
-            if full.is_symlink():
-                raise PathEscapeError(
-                    "symlinked directory in dataset", where=str(full), expected="a real directory"
-                )
+        for d in dirnames:
+            if (Path(dirpath) / d).is_symlink():
+                yield Path(dirpath) / d, True
         for name in sorted(filenames):
-            full = Path(dirpath) / name
-            rel = full.relative_to(root).as_posix()
-            _check_inside(real_root, rel, full)
-            yield rel, full
+            yield Path(dirpath) / name, False
+
+
+def _symlinked_directory(full: Path) -> PathEscapeError:
+    return PathEscapeError(
+        "symlinked directory in dataset",
+        where=str(full),
+        expected="a real directory",
+        found=f"a symlink to {os.readlink(full)}",
+    )
+
+
+def _walk_files(root: Path) -> Iterator[tuple[str, Path]]:
+    real_root = root.resolve()
+    for full, symlinked_directory in _walk_tree(root):
+        if symlinked_directory:
+            raise _symlinked_directory(full)
+        rel = full.relative_to(root).as_posix()
+        _check_inside(real_root, rel, full)
+        yield rel, full
 
 
 def _check_inside(real_root: Path, rel: str, full: Path) -> None:
@@ -492,25 +511,27 @@ def verify_directory(
     """Verify a dataset laid out under ``root`` as the manifest lists it.
 
     Files under ``root`` that the manifest does not list are failures too: a
-    verified directory holds exactly the dataset.
+    verified directory holds exactly the dataset. So is a symlinked
+    directory, as ``create_manifest`` refuses one: it is not entered.
     """
     root_path = Path(root)
     if not root_path.is_dir():
         raise InputError("dataset root is not a directory", where=str(root))
     located: dict[str, Path] = {e.path: root_path / e.path for e in manifest.entries}
-    for dirpath, dirnames, filenames in os.walk(root_path):
-        dirnames.sort()
-        for name in filenames:
-            full = Path(dirpath) / name
-            rel = full.relative_to(root_path).as_posix()
-            located.setdefault(rel, full)
-    return verify_dataset(
+    symlinked: list[RetrainError] = []
+    for full, symlinked_directory in _walk_tree(root_path):
+        if symlinked_directory:
+            symlinked.append(_symlinked_directory(full))
+            continue
+        located.setdefault(full.relative_to(root_path).as_posix(), full)
+    failures = verify_dataset(
         manifest,
         located,
         containment=_directory_containment(root_path),
         manifest_where=manifest_where,
         workers=workers,
     )
+    return sorted(failures + symlinked, key=lambda f: f.where or "")
 
 
 def sandbox_containment(root: str, *, manifest: str | None = None) -> Containment:

@@ -41,19 +41,25 @@ def test_signing_key(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KeyPa
 def test_policy_path(
     test_signing_key: KeyPairPaths, tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
-    """A policy that trusts the session's key for every step."""
+    """A policy that trusts the session's key for every step, signed by it as its root.
+
+    Dirty-tree builds may reach every stage: the tests' models are built from
+    scratch copies of a working tree, which have no git history to be clean in.
+    """
     from datetime import UTC, datetime
 
-    from retrain._internal.fsio import atomic_write_json
     from retrain.attest.policy import TrustPolicy
+    from retrain.attest.promotion import STAGES
+    from tests.policy_support import write_policy
 
     policy = TrustPolicy.for_keys(
         [("test-signer", test_signing_key.public.read_text())],
         expires=datetime(2100, 1, 1, tzinfo=UTC),
+        allow_dirty=STAGES,
     )
-    path = tmp_path_factory.mktemp("policy") / "policy.json"
-    atomic_write_json(path, policy.to_dict())
-    return path
+    return write_policy(
+        tmp_path_factory.mktemp("policy") / "policy.json", policy, test_signing_key
+    )
 
 
 # ---------------------------------------------------------------------------

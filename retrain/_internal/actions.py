@@ -344,7 +344,7 @@ def _verified_champion(
 
 def cmd_verify_champion(args: argparse.Namespace) -> None:
     """Verify the champion's chain before any number of it is trusted."""
-    from retrain.attest.policy import load_policy
+    from retrain.attest.trust import load_policy
 
     policy = load_policy(args.policy)
     atomic_write_json(
@@ -359,7 +359,7 @@ def cmd_registry_champion(args: argparse.Namespace) -> None:
     entry in place), and the stored model's chain against the policy. With
     nothing serving the stage, the record says so and the model file is empty.
     """
-    from retrain.attest.policy import load_policy
+    from retrain.attest.trust import load_policy
     from retrain.registry import Registry
 
     policy = load_policy(args.policy)

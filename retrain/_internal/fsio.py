@@ -1,8 +1,10 @@
-"""Atomic file writes: a reader sees the old file or the whole new one, never part.
+"""Files in and out: atomic writes, and reads that trust nothing about the file.
 
 Outputs are written to a temporary name in the destination directory, flushed
 to disk, then renamed over the destination; on any error the temporary file is
-removed, so a failed command leaves nothing half-written.
+removed, so a failed command leaves nothing half-written. Inputs that may be
+hostile (a policy, an attestation) are read only when they are regular files
+of bounded size, and parsed as JSON that has one meaning (no duplicate keys).
 """
 
 from __future__ import annotations
@@ -10,10 +12,21 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_write_bytes", "atomic_write_json", "atomic_write_text", "pretty_json"]
+from retrain.errors import InputError
+
+__all__ = [
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "atomic_write_text",
+    "file_kind",
+    "load_json_strict",
+    "pretty_json",
+    "read_regular_bytes",
+]
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o644) -> None:
@@ -56,3 +69,101 @@ def pretty_json(value: object) -> bytes:
 
 def atomic_write_json(path: str | os.PathLike[str], value: object) -> None:
     atomic_write_bytes(path, pretty_json(value))
+
+
+def read_regular_bytes(path: str | os.PathLike[str], *, limit: int, what: str) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes, or one clear error.
+
+    Opened non-blocking, so a FIFO in its place cannot hang the reader, and
+    judged by ``fstat`` on the open descriptor: what is read is what was judged.
+    Symlinks are followed (a Bazel sandbox hands every input over as one).
+    """
+    where = str(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise InputError(f"{what} not found", where=where) from None
+    except OSError as exc:
+        raise InputError(f"cannot open {what}", where=where, found=exc.strerror) from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise InputError(
+                f"{what} is not a regular file",
+                where=where,
+                expected="a regular file",
+                found=file_kind(st.st_mode),
+            )
+        if st.st_size > limit:
+            raise InputError(
+                f"{what} is too large",
+                where=where,
+                expected=f"at most {limit} bytes",
+                found=f"{st.st_size} bytes",
+            )
+        chunks = []
+        remaining = limit + 1
+        while remaining > 0:
+            chunk = os.read(fd, min(remaining, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        data = b"".join(chunks)
+        if len(data) > limit:  # it grew while being read
+            raise InputError(f"{what} is too large", where=where, expected=f"at most {limit} bytes")
+        return data
+    finally:
+        os.close(fd)
+
+
+def file_kind(mode: int) -> str:
+    """What a file is, in words, for an error line."""
+    for test, name in (
+        (stat.S_ISREG, "a regular file"),
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISLNK, "a symlink"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    ):
+        if test(mode):
+            return name
+    return "an unknown kind of file"
+
+
+def load_json_strict(data: bytes, *, where: str, what: str) -> object:
+    """JSON that a person reviewing it and a program reading it see alike.
+
+    Refuses duplicate keys (a reviewer sees the first, ``json`` keeps the
+    last), non-UTF-8 bytes, NaN/Infinity, over-long numbers and over-deep
+    nesting, each as one ``InputError`` line.
+    """
+
+    def no_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
+        out: dict[str, object] = {}
+        for key, value in pairs:
+            if key in out:
+                raise InputError(f"{what} has the key {key!r} twice", where=where)
+            out[key] = value
+        return out
+
+    def no_constant(name: str) -> object:
+        raise InputError(f"{what} holds {name}, which is not JSON", where=where)
+
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"{what} is not UTF-8 text", where=where) from None
+    try:
+        return json.loads(text, object_pairs_hook=no_duplicates, parse_constant=no_constant)
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"{what} is malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}",
+            where=where,
+        ) from None
+    except (ValueError, RecursionError) as exc:  # over-long numbers, over-deep nesting
+        raise InputError(
+            f"{what} is malformed JSON", where=where, found=str(exc).split(":")[0]
+        ) from None

@@ -11,13 +11,16 @@ import base64
 import binascii
 import json
 import os
-from pathlib import Path
 from typing import Any
 
-from retrain._internal.fsio import atomic_write_bytes
-from retrain.errors import EnvelopeError
+from retrain._internal.fsio import atomic_write_bytes, read_regular_bytes
+from retrain.errors import EnvelopeError, InputError
 
 __all__ = ["read_envelopes", "read_link_envelope", "serialize_envelopes", "write_envelopes"]
+
+# An evaluation link is some tens of kB; a limit keeps a hostile file from
+# filling memory before it is refused.
+MAX_ATTESTATION_BYTES = 64 << 20
 
 
 def _envelope_from_dict(raw: object, *, where: str) -> Any:
@@ -51,9 +54,11 @@ def read_envelopes(path: str | os.PathLike[str]) -> list[Any]:
     """Every envelope in a ``.intoto.jsonl`` file; at least one."""
     where = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise EnvelopeError("attestation file not found", where=where) from None
+        data = read_regular_bytes(path, limit=MAX_ATTESTATION_BYTES, what="attestation file")
+    except InputError as exc:
+        raise EnvelopeError(exc.what, where=where, expected=exc.expected, found=exc.found) from None
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise EnvelopeError("attestation file is not UTF-8 text", where=where) from None
     envelopes = []

@@ -9,26 +9,42 @@ expired policy verifies nothing.
 
 Keys are listed by keyid, and the keyid must be the one computed from the
 public key, so a policy cannot attach a trusted name to another key.
+
+Format 2 (``policy_version: 2``) is what ``retrain.attest.trust`` signs: it
+adds the policy's own ``version`` (1, 2, ...), ``notBefore`` and a ``root``
+(the keys, and how many of them, that must sign this version and the next).
+Format 1, the unsigned policy of earlier releases, still loads, but only
+where a user accepts an unsigned policy (``--insecure-unsigned-policy``).
+This module reads what a policy says; ``trust`` decides whether to believe it.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from retrain.attest.promotion import PromotionRules
+from retrain.attest.promotion import DIRTY_ALLOWED_BY_DEFAULT, PolicyRef, PromotionRules
+from retrain.digest import canonical_json, sha256_bytes
 from retrain.errors import InputError, PolicyError
 
-__all__ = ["POLICY_VERSION", "STEP_ORDER", "StepRule", "TrustPolicy", "load_policy", "parse_time"]
+__all__ = [
+    "POLICY_FORMAT",
+    "STEP_ORDER",
+    "RootRule",
+    "StepRule",
+    "TrustPolicy",
+    "format_time",
+    "parse_time",
+]
 
-POLICY_VERSION = 1
+# The format of the policy document (its ``policy_version`` field); 1 is the
+# unsigned format of earlier releases.
+POLICY_FORMAT = 2
+LEGACY_FORMAT = 1
 _TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
 # The chain, in order: each step names the previous one's subject.
 STEP_ORDER = ("dataset", "holdout", "build", "evaluation")
@@ -41,8 +57,12 @@ STEP_PREDICATE_TYPES = {
 }
 
 
-def parse_time(value: object, *, where: str, ctx: str) -> datetime:
-    """An RFC 3339 UTC time written as YYYY-MM-DDTHH:MM:SSZ."""
+def parse_time(value: object, *, where: str | None, ctx: str) -> datetime:
+    """An RFC 3339 UTC time written as YYYY-MM-DDTHH:MM:SSZ.
+
+    ``where`` names the file; for a command-line option pass ``where=None``
+    and the option as ``ctx`` (the line then names it once).
+    """
     if not isinstance(value, str):
         raise PolicyError(f"{ctx} must be a string", where=where, found=repr(value))
     if not _TIME.fullmatch(value):
@@ -53,9 +73,51 @@ def parse_time(value: object, *, where: str, ctx: str) -> datetime:
         parsed = datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ")
     except ValueError:
         raise PolicyError(
-            f"{ctx}", where=where, expected="YYYY-MM-DDTHH:MM:SSZ (UTC)", found=repr(value)
+            f"{ctx}", where=where, expected="a real UTC date and time", found=repr(value)
         ) from None
     return parsed.replace(tzinfo=UTC)
+
+
+def format_time(value: datetime) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _functionaries(
+    rule: Mapping[str, Any], keys: Mapping[str, Any], where: str, ctx: str
+) -> tuple[tuple[str, ...], int]:
+    """A rule's ``functionaries`` (distinct keyids the policy lists) and ``threshold``."""
+    funcs = rule.get("functionaries")
+    if not isinstance(funcs, list) or not funcs or not all(isinstance(f, str) for f in funcs):
+        raise PolicyError(f"{ctx}.functionaries must be a non-empty list of keyids", where=where)
+    if len(set(funcs)) != len(funcs):
+        raise PolicyError(f"{ctx}.functionaries lists a key twice", where=where)
+    for f in funcs:
+        if f not in keys:
+            raise PolicyError(f"{ctx} names a key the policy does not list", where=where, found=f)
+    threshold = rule.get("threshold")
+    if (
+        isinstance(threshold, bool)
+        or not isinstance(threshold, int)
+        or not 1 <= threshold <= len(funcs)
+    ):
+        raise PolicyError(
+            f"{ctx}.threshold",
+            where=where,
+            expected=f"an integer in [1, {len(funcs)}]",
+            found=repr(threshold),
+        )
+    return tuple(funcs), threshold
+
+
+@dataclass(frozen=True)
+class RootRule:
+    """The keys that sign the policy itself, and how many of them must."""
+
+    functionaries: tuple[str, ...]
+    threshold: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"functionaries": list(self.functionaries), "threshold": self.threshold}
 
 
 @dataclass(frozen=True)
@@ -77,13 +139,36 @@ class StepRule:
 
 @dataclass(frozen=True)
 class TrustPolicy:
-    """Keys by keyid (with their names), rules per step, and an expiry."""
+    """Keys by keyid (with their names), rules per step, a validity window, and its root.
+
+    The last group of fields says how the loader came to trust it
+    (``retrain.attest.trust``); a policy built in memory is unsigned.
+    """
 
     keys: Mapping[str, Any]  # keyid -> securesystemslib Key
     key_names: Mapping[str, str]
     steps: Mapping[str, StepRule]
     expires: datetime
     promotion: PromotionRules | None = None  # who may promote and roll back; None: nobody
+    version: int = 0  # 0: the unsigned format 1
+    not_before: datetime | None = None
+    root: RootRule | None = None
+    description: str = ""
+    # "sha256:<hex>" of the canonical JSON of the signed content
+    digest: str = ""
+    # How it was trusted: signed by its root threshold (and its predecessor's),
+    # what trust was anchored in, and the earlier versions its history proves.
+    signed: bool = False
+    anchor: str = "unsigned"
+    history: Mapping[int, TrustPolicy] = field(default_factory=dict)
+
+    @property
+    def ref(self) -> PolicyRef:
+        return PolicyRef(self.version, self.digest)
+
+    @property
+    def format(self) -> int:
+        return LEGACY_FORMAT if self.version == 0 else POLICY_FORMAT
 
     def key_label(self, keyid: str) -> str:
         name = self.key_names.get(keyid)
@@ -92,10 +177,37 @@ class TrustPolicy:
     def is_expired(self, now: datetime) -> bool:
         return now >= self.expires
 
+    def is_not_yet_valid(self, now: datetime) -> bool:
+        return self.not_before is not None and now < self.not_before
+
+    def at_version(self, version: int) -> TrustPolicy | None:
+        """This policy or the earlier version of it its verified history holds."""
+        return self if version == self.version else self.history.get(version)
+
     def to_dict(self) -> dict[str, Any]:
+        if self.format == LEGACY_FORMAT:
+            return self._legacy_dict()
+        out: dict[str, Any] = {
+            "policy_version": POLICY_FORMAT,
+            "version": self.version,
+            "notBefore": format_time(self.not_before or self.expires),
+            "expires": format_time(self.expires),
+            "root": self.root.to_dict() if self.root else None,
+            **self._rules_dict(),
+        }
+        if self.description:
+            out["description"] = self.description
+        return out
+
+    def _legacy_dict(self) -> dict[str, Any]:
+        out = {"policy_version": LEGACY_FORMAT, "expires": format_time(self.expires)}
+        out |= self._rules_dict()
+        if self.description:
+            out["description"] = self.description
+        return out
+
+    def _rules_dict(self) -> dict[str, Any]:
         return {
-            "policy_version": POLICY_VERSION,
-            "expires": self.expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "keys": {
                 keyid: {
                     "name": self.key_names.get(keyid, ""),
@@ -108,22 +220,35 @@ class TrustPolicy:
             "steps": {name: rule.to_dict() for name, rule in self.steps.items()},
         } | ({"promotion": self.promotion.to_dict()} if self.promotion is not None else {})
 
+    def with_digest(self) -> TrustPolicy:
+        """This policy with ``digest`` set from its content (for one built in memory)."""
+        return replace(self, digest="sha256:" + sha256_bytes(canonical_json(self.to_dict())))
+
     @classmethod
     def for_keys(
         cls,
         keys: Sequence[tuple[str, str]],
         *,
         expires: datetime,
+        root_keys: Sequence[tuple[str, str]] = (),
+        root_threshold: int = 1,
+        version: int = 1,
+        not_before: datetime | None = None,
         step_keys: Mapping[str, Sequence[str]] | None = None,
         thresholds: Mapping[str, int] | None = None,
         steps: Sequence[str] = STEP_ORDER,
         promotion: bool = True,
         require_champion: bool = False,
+        allow_dirty: Sequence[str] = DIRTY_ALLOWED_BY_DEFAULT,
+        description: str = "",
     ) -> TrustPolicy:
-        """A policy over (name, public PEM) keys for ``steps``.
+        """A format-2 policy over (name, public PEM) keys for ``steps``, unsigned.
 
-        ``step_keys`` names the keys allowed per step; a step it does not
-        name may be signed by every key.
+        ``root_keys`` sign the policy (every signing key when empty, which
+        suits a policy of one's own); they approve no step unless also in
+        ``keys``. ``step_keys`` names the keys allowed per step; a step it does
+        not name may be signed by every key of ``keys``. ``allow_dirty`` names
+        the stages a dirty-tree build may reach.
         """
         from retrain.attest.keys import load_public_key
         from retrain.attest.predicates import DATASET_V1, EVALUATION_V2
@@ -147,14 +272,29 @@ class TrustPolicy:
                 f"step {unused[0]!r} is configured but not one of the policy's steps",
                 expected=", ".join(steps),
             )
-        loaded = {}
-        names = {}
-        by_name = {}
-        for name, pem in keys:
-            key = load_public_key(pem, where=f"key {name}")
+        loaded: dict[str, Any] = {}
+        names: dict[str, str] = {}
+
+        def add(name: str, pem: str, what: str) -> str:
+            key = load_public_key(pem, where=f"{what} {name}")
+            if names.get(key.keyid, name) != name:
+                raise PolicyError(
+                    f"{what} {name} is the key already named {names[key.keyid]}",
+                    expected="one name per key",
+                )
+            if name in names.values() and names.get(key.keyid) != name:
+                raise PolicyError(f"two keys are named {name}", expected="one key per name")
             loaded[key.keyid] = key
             names[key.keyid] = name
-            by_name[name] = key.keyid
+            return str(key.keyid)
+
+        by_name = {name: add(name, pem, "key") for name, pem in keys}
+        roots = tuple(sorted({add(name, pem, "root key") for name, pem in root_keys}))
+        roots = roots or tuple(sorted(by_name.values()))
+        if not 1 <= root_threshold <= len(roots):
+            raise PolicyError(
+                "root threshold", expected=f"an integer in [1, {len(roots)}]", found=root_threshold
+            )
         rules = {}
         for step in (s for s in STEP_ORDER if s in steps):
             allowed = (step_keys or {}).get(step, list(by_name))
@@ -166,128 +306,65 @@ class TrustPolicy:
                 step, types[step], functionaries, (thresholds or {}).get(step, 1)
             )
         promotion_rules = (
-            PromotionRules.default(tuple(sorted(loaded)), require_champion=require_champion)
+            PromotionRules.default(
+                tuple(sorted(by_name.values())),
+                require_champion=require_champion,
+                allow_dirty=tuple(allow_dirty),
+            )
             if promotion
             else None
         )
-        return cls(
-            keys=loaded, key_names=names, steps=rules, expires=expires, promotion=promotion_rules
+        built = cls(
+            keys=MappingProxyType(loaded),
+            key_names=MappingProxyType(names),
+            steps=MappingProxyType(rules),
+            expires=expires,
+            promotion=promotion_rules,
+            version=version,
+            not_before=not_before or datetime(1970, 1, 1, tzinfo=UTC),
+            root=RootRule(roots, root_threshold),
+            description=description,
         )
+        if built.not_before is not None and built.not_before >= expires:
+            raise PolicyError(
+                "notBefore must be before expires",
+                expected=f"before {format_time(expires)}",
+                found=format_time(built.not_before),
+            )
+        return built.with_digest()
 
     @classmethod
     def from_dict(cls, raw: object, *, where: str) -> TrustPolicy:
+        """A policy's content (format 2: the ``signed`` object; format 1: the whole file)."""
         from retrain.attest.keys import load_public_key
 
         if not isinstance(raw, dict):
             raise PolicyError("policy must be a JSON object", where=where)
-        if raw.get("policy_version") != POLICY_VERSION or isinstance(
-            raw.get("policy_version"), bool
-        ):
+        fmt = raw.get("policy_version")
+        if isinstance(fmt, bool) or fmt not in (LEGACY_FORMAT, POLICY_FORMAT):
             raise PolicyError(
-                "unknown policy version",
+                "unknown policy format (policy_version)",
                 where=where,
-                expected=POLICY_VERSION,
-                found=repr(raw.get("policy_version")),
+                expected=f"{POLICY_FORMAT} (or the unsigned {LEGACY_FORMAT})",
+                found=repr(fmt),
             )
-        unknown = sorted(
-            set(raw) - {"policy_version", "expires", "keys", "steps", "description", "promotion"}
-        )
+        common = {"policy_version", "expires", "keys", "steps", "description", "promotion"}
+        required = {"expires", "keys", "steps"}
+        if fmt == POLICY_FORMAT:
+            common |= {"version", "notBefore", "root"}
+            required |= {"version", "notBefore", "root"}
+        unknown = sorted(set(raw) - common)
         if unknown:
             raise PolicyError(f"unknown key {unknown[0]!r}", where=where)
-        for key in ("expires", "keys", "steps"):
+        for key in sorted(required):
             if key not in raw:
                 raise PolicyError(f"policy lacks {key!r}", where=where)
+        description = raw.get("description", "")
+        if not isinstance(description, str):
+            raise PolicyError("description must be a string", where=where)
         expires = parse_time(raw["expires"], where=where, ctx="expires")
-        if not isinstance(raw["keys"], dict) or not raw["keys"]:
-            raise PolicyError("'keys' must be a non-empty object", where=where)
-        keys = {}
-        names = {}
-        for keyid, entry in raw["keys"].items():
-            ctx = f"keys.{keyid[:12]}"
-            if (
-                not isinstance(entry, dict)
-                or set(entry) - {"name", "keytype", "scheme", "public"}
-                or not isinstance(entry.get("public"), str)
-            ):
-                raise PolicyError(f"{ctx} must be {{name, keytype, scheme, public}}", where=where)
-            try:
-                key = load_public_key(entry["public"], where=f"{where}: {ctx}")
-            except InputError as exc:
-                raise PolicyError(
-                    exc.what, where=exc.where, expected=exc.expected, found=exc.found
-                ) from None
-            if key.keyid != keyid:
-                raise PolicyError(
-                    f"{ctx}: keyid does not match the public key",
-                    where=where,
-                    expected=key.keyid,
-                    found=keyid,
-                )
-            if entry.get("keytype", key.keytype) != key.keytype:
-                raise PolicyError(
-                    f"{ctx}: keytype", where=where, expected=key.keytype, found=entry.get("keytype")
-                )
-            if entry.get("scheme", key.scheme) != key.scheme:
-                raise PolicyError(
-                    f"{ctx}: scheme", where=where, expected=key.scheme, found=entry.get("scheme")
-                )
-            keys[keyid] = key
-            names[keyid] = str(entry.get("name", ""))
-        if not isinstance(raw["steps"], dict) or not raw["steps"]:
-            raise PolicyError("'steps' must be a non-empty object", where=where)
-        steps = {}
-        for name, rule in raw["steps"].items():
-            ctx = f"steps.{name}"
-            if name not in STEP_ORDER:
-                raise PolicyError(
-                    f"unknown step {name!r}", where=where, expected=", ".join(STEP_ORDER)
-                )
-            if not isinstance(rule, dict) or set(rule) != {
-                "predicate_type",
-                "functionaries",
-                "threshold",
-            }:
-                raise PolicyError(
-                    f"{ctx} must be {{predicate_type, functionaries, threshold}}", where=where
-                )
-            funcs = rule["functionaries"]
-            if (
-                not isinstance(funcs, list)
-                or not funcs
-                or not all(isinstance(f, str) for f in funcs)
-            ):
-                raise PolicyError(
-                    f"{ctx}.functionaries must be a non-empty list of keyids", where=where
-                )
-            if len(set(funcs)) != len(funcs):
-                raise PolicyError(f"{ctx}.functionaries lists a key twice", where=where)
-            for f in funcs:
-                if f not in keys:
-                    raise PolicyError(
-                        f"{ctx} names a key the policy does not list", where=where, found=f
-                    )
-            threshold = rule["threshold"]
-            if (
-                isinstance(threshold, bool)
-                or not isinstance(threshold, int)
-                or not 1 <= threshold <= len(set(funcs))
-            ):
-                raise PolicyError(
-                    f"{ctx}.threshold",
-                    where=where,
-                    expected=f"an integer in [1, {len(set(funcs))}]",
-                    found=repr(threshold),
-                )
-            if rule["predicate_type"] != STEP_PREDICATE_TYPES[name]:
-                # The verifier reads each step with the parser of this version.
-                raise PolicyError(
-                    f"{ctx}.predicate_type",
-                    where=where,
-                    expected=STEP_PREDICATE_TYPES[name],
-                    found=repr(rule["predicate_type"]),
-                )
-            steps[name] = StepRule(name, rule["predicate_type"], tuple(funcs), threshold)
-        ordered = {s: steps[s] for s in STEP_ORDER if s in steps}
+        keys, names = _keys_from_dict(raw["keys"], where, load_public_key)
+        steps = _steps_from_dict(raw["steps"], keys, where)
         promotion = None
         if "promotion" in raw:
             try:
@@ -296,29 +373,113 @@ class TrustPolicy:
                 raise PolicyError(
                     exc.what, where=exc.where, expected=exc.expected, found=exc.found
                 ) from None
+        version, not_before, root = 0, None, None
+        if fmt == POLICY_FORMAT:
+            version = raw["version"]
+            if (
+                isinstance(version, bool)
+                or not isinstance(version, int)
+                or not 1 <= version <= 2**31
+            ):
+                raise PolicyError(
+                    "version", where=where, expected="an integer from 1", found=repr(version)
+                )
+            not_before = parse_time(raw["notBefore"], where=where, ctx="notBefore")
+            if not_before >= expires:
+                raise PolicyError(
+                    "notBefore must be before expires",
+                    where=where,
+                    expected=f"before {format_time(expires)}",
+                    found=format_time(not_before),
+                )
+            if not isinstance(raw["root"], dict) or set(raw["root"]) != {
+                "functionaries",
+                "threshold",
+            }:
+                raise PolicyError("root must be {functionaries, threshold}", where=where)
+            root = RootRule(*_functionaries(raw["root"], keys, where, "root"))
         return cls(
             keys=MappingProxyType(keys),
             key_names=MappingProxyType(names),
-            steps=MappingProxyType(ordered),
+            steps=MappingProxyType(steps),
             expires=expires,
             promotion=promotion,
+            version=version,
+            not_before=not_before,
+            root=root,
+            description=description,
+            digest="sha256:" + sha256_bytes(canonical_json(raw)),
         )
 
 
-def load_policy(path: str | os.PathLike[str]) -> TrustPolicy:
-    where = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise PolicyError("policy not found", where=where) from None
-    except UnicodeDecodeError:
-        raise PolicyError("policy is not UTF-8 text", where=where) from None
-    try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise PolicyError(
-            f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}", where=where
-        ) from None
-    except (ValueError, RecursionError) as exc:  # over-long numbers, over-deep nesting
-        raise PolicyError("malformed JSON", where=where, found=str(exc).split(":")[0]) from None
-    return TrustPolicy.from_dict(raw, where=where)
+def _keys_from_dict(
+    raw: object, where: str, load_public_key: Any
+) -> tuple[dict[str, Any], dict[str, str]]:
+    if not isinstance(raw, dict) or not raw:
+        raise PolicyError("'keys' must be a non-empty object", where=where)
+    keys = {}
+    names = {}
+    for keyid, entry in raw.items():
+        ctx = f"keys.{keyid[:12]}"
+        if (
+            not isinstance(entry, dict)
+            or set(entry) - {"name", "keytype", "scheme", "public"}
+            or not isinstance(entry.get("public"), str)
+        ):
+            raise PolicyError(f"{ctx} must be {{name, keytype, scheme, public}}", where=where)
+        try:
+            key = load_public_key(entry["public"], where=f"{where}: {ctx}")
+        except InputError as exc:
+            raise PolicyError(
+                exc.what, where=exc.where, expected=exc.expected, found=exc.found
+            ) from None
+        if key.keyid != keyid:
+            raise PolicyError(
+                f"{ctx}: keyid does not match the public key",
+                where=where,
+                expected=key.keyid,
+                found=keyid,
+            )
+        for field_name in ("keytype", "scheme"):
+            if entry.get(field_name, getattr(key, field_name)) != getattr(key, field_name):
+                raise PolicyError(
+                    f"{ctx}: {field_name}",
+                    where=where,
+                    expected=getattr(key, field_name),
+                    found=entry.get(field_name),
+                )
+        name = entry.get("name", "")
+        if not isinstance(name, str):
+            raise PolicyError(f"{ctx}.name must be a string", where=where, found=repr(name))
+        keys[keyid] = key
+        names[keyid] = name
+    return keys, names
+
+
+def _steps_from_dict(raw: object, keys: Mapping[str, Any], where: str) -> dict[str, StepRule]:
+    if not isinstance(raw, dict) or not raw:
+        raise PolicyError("'steps' must be a non-empty object", where=where)
+    steps = {}
+    for name, rule in raw.items():
+        ctx = f"steps.{name}"
+        if name not in STEP_ORDER:
+            raise PolicyError(f"unknown step {name!r}", where=where, expected=", ".join(STEP_ORDER))
+        if not isinstance(rule, dict) or set(rule) != {
+            "predicate_type",
+            "functionaries",
+            "threshold",
+        }:
+            raise PolicyError(
+                f"{ctx} must be {{predicate_type, functionaries, threshold}}", where=where
+            )
+        funcs, threshold = _functionaries(rule, keys, where, ctx)
+        if rule["predicate_type"] != STEP_PREDICATE_TYPES[name]:
+            # The verifier reads each step with the parser of this version.
+            raise PolicyError(
+                f"{ctx}.predicate_type",
+                where=where,
+                expected=STEP_PREDICATE_TYPES[name],
+                found=repr(rule["predicate_type"]),
+            )
+        steps[name] = StepRule(name, rule["predicate_type"], funcs, threshold)
+    return {s: steps[s] for s in STEP_ORDER if s in steps}

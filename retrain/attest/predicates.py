@@ -3,7 +3,11 @@
 Both are versioned URIs under https://retrain.dev/attestations/ and are
 documented, with a JSON Schema each, in docs/attestations.md. Each class
 validates strictly on the way in (unknown keys, wrong types, malformed
-digests are refused), so a verifier never reasons about half-formed data.
+digests are refused), so a verifier never reasons about half-formed data:
+every field that a check, a message or a summary reads is typed and
+range-checked here (counts are int64-sized integers, metric values finite,
+dataset names manifest names, verdict names, slices and statuses and every
+quality check field of their type), and nothing downstream coerces.
 
 * dataset/v1: a dataset snapshot passed its manifest checks. Subject: the
   dataset digest (``dataset/<name>``) and the manifest file.
@@ -29,6 +33,19 @@ DATASET_V1 = "https://retrain.dev/attestations/dataset/v1"
 EVALUATION_V2 = "https://retrain.dev/attestations/evaluation/v2"
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+# A manifest's dataset name (retrain.manifest): the dataset link's subject is dataset/<name>.
+_DATASET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+# Row counts, file counts and sizes are int64 in Parquet and Arrow; beyond that
+# a number is not a count retrain wrote, only something shaped to break a reader.
+_MAX_COUNT = 2**63 - 1
+_COUNT_RANGE = "an integer in [0, 2**63 - 1]"
+_VERDICT_STATUSES = ("passed", "failed", "skipped")
+
+
+def _shown(value: object) -> str:
+    """A value from a predicate as a message shows it: repr, cut short (it may be huge)."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:60] + "…"
 
 
 def _require(
@@ -48,9 +65,10 @@ def _obj(value: object, where: str, ctx: str) -> dict[str, Any]:
     return value
 
 
-def _int(value: object, where: str, ctx: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InputError(f"{ctx} must be a non-negative integer", where=where, found=repr(value))
+def _count(value: object, where: str, ctx: str) -> int:
+    """A count or size: an integer (not a bool) in int64's non-negative range."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_COUNT:
+        raise InputError(ctx, where=where, expected=_COUNT_RANGE, found=_shown(value))
     return value
 
 
@@ -63,7 +81,16 @@ def _str(value: object, where: str, ctx: str, pattern: re.Pattern[str] | None = 
         expected = (
             f"a string matching {pattern.pattern}" if pattern is not None else "a non-empty string"
         )
-        raise InputError(f"{ctx}", where=where, expected=expected, found=repr(value))
+        raise InputError(f"{ctx}", where=where, expected=expected, found=_shown(value))
+    return value
+
+
+def _optional_str(value: object, where: str, ctx: str) -> str | None:
+    """A non-empty string or null (a quality check's column, a verdict's slice)."""
+    if value is not None and (not isinstance(value, str) or not value):
+        raise InputError(
+            ctx, where=where, expected="a non-empty string or null", found=_shown(value)
+        )
     return value
 
 
@@ -82,9 +109,38 @@ def _relative(value: object, where: str, ctx: str) -> str:
 
 def _file_name(value: object, where: str, ctx: str) -> str:
     text = _str(value, where, ctx)
-    if "/" in text or "\\" in text or text in (".", ".."):
-        raise InputError(ctx, where=where, expected="a plain file name", found=repr(text))
+    # NUL too: the verifier opens this name in the model directory.
+    if "/" in text or "\\" in text or "\0" in text or text in (".", ".."):
+        raise InputError(ctx, where=where, expected="a plain file name", found=_shown(text))
     return text
+
+
+def _measurement(value: object, where: str, ctx: str) -> None:
+    """A quality check's measured or threshold value: a number, a string or a list."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not (number or isinstance(value, (str, list))):
+        raise InputError(
+            ctx, where=where, expected="a number, a string or a list", found=_shown(value)
+        )
+
+
+def _quality_check(raw: object, where: str, ctx: str) -> dict[str, Any]:
+    """One quality verdict; every field is shown in messages and in the report."""
+    c = _obj(raw, where, ctx)
+    _require(c, {"check", "column", "passed", "measured", "threshold", "detail"}, set(), where, ctx)
+    _str(c["check"], where, f"{ctx}.check")
+    _optional_str(c["column"], where, f"{ctx}.column")
+    if not isinstance(c["passed"], bool):
+        raise InputError(
+            f"{ctx}.passed", where=where, expected="true or false", found=_shown(c["passed"])
+        )
+    _measurement(c["measured"], where, f"{ctx}.measured")
+    _measurement(c["threshold"], where, f"{ctx}.threshold")
+    if not isinstance(c["detail"], str):
+        raise InputError(
+            f"{ctx}.detail", where=where, expected="a string", found=_shown(c["detail"])
+        )
+    return c
 
 
 def _quality(raw: object, where: str) -> dict[str, Any]:
@@ -101,28 +157,13 @@ def _quality(raw: object, where: str) -> dict[str, Any]:
     if not isinstance(checks, list):
         raise InputError("quality.checks must be a list", where=where, found=type(checks).__name__)
     for i, check in enumerate(checks):
-        c = _obj(check, where, f"quality.checks[{i}]")
-        _require(
-            c,
-            {"check", "column", "passed", "measured", "threshold", "detail"},
-            set(),
-            where,
-            f"quality.checks[{i}]",
-        )
-        _str(c["check"], where, f"quality.checks[{i}].check")
-        if not isinstance(c["passed"], bool):
-            raise InputError(
-                f"quality.checks[{i}].passed",
-                where=where,
-                expected="true or false",
-                found=repr(c["passed"]),
-            )
+        _quality_check(check, where, f"quality.checks[{i}]")
     if not isinstance(q["passed"], bool) or q["passed"] != all(c["passed"] for c in checks):
         raise InputError(
             "quality.passed contradicts its checks",
             where=where,
             expected=all(c["passed"] for c in checks),
-            found=repr(q["passed"]),
+            found=_shown(q["passed"]),
         )
     return q
 
@@ -132,6 +173,59 @@ def _finite(value: float) -> bool:
         return math.isfinite(value)
     except OverflowError:  # an integer too large for a float
         return False
+
+
+def _holdout_counts(results: Mapping[str, Any], where: str) -> tuple[int, int]:
+    """results.holdout's rows and positives: counts, positives among the rows."""
+    holdout = _obj(results.get("holdout"), where, "results.holdout")
+    rows = _count(holdout.get("rows"), where, "results.holdout.rows")
+    positives = _count(holdout.get("positives"), where, "results.holdout.positives")
+    if positives > rows:
+        raise InputError(
+            "results.holdout.positives",
+            where=where,
+            expected=f"at most {rows} (the holdout's rows)",
+            found=_shown(positives),
+        )
+    return rows, positives
+
+
+def _metric_values(results: Mapping[str, Any], where: str) -> dict[str, float]:
+    """The point value of every metric in results.metrics: finite numbers."""
+    metrics = _obj(results.get("metrics"), where, "results.metrics")
+    values = {}
+    for key, value in metrics.items():
+        estimate = _obj(value, where, f"results.metrics.{key}")
+        point = estimate.get("value")
+        if isinstance(point, bool) or not isinstance(point, (int, float)) or not _finite(point):
+            raise InputError(
+                f"metric {key!r}", where=where, expected="a finite number", found=_shown(point)
+            )
+        values[key] = float(point)
+    return values
+
+
+def _failed_verdicts(result_gates: Mapping[str, Any], where: str) -> list[str]:
+    """results.gates.verdicts checked, and each failed one as name or name[slice]."""
+    verdicts = result_gates.get("verdicts")
+    if not isinstance(verdicts, list) or not all(isinstance(v, dict) for v in verdicts):
+        raise InputError("results.gates.verdicts must be a list of objects", where=where)
+    failed = []
+    for i, verdict in enumerate(verdicts):
+        ctx = f"results.gates.verdicts[{i}]"
+        name = _str(verdict.get("name"), where, f"{ctx}.name")
+        slice_ = _optional_str(verdict.get("slice"), where, f"{ctx}.slice")
+        status = verdict.get("status")
+        if not isinstance(status, str) or status not in _VERDICT_STATUSES:
+            raise InputError(
+                f"{ctx}.status",
+                where=where,
+                expected="passed, failed or skipped",
+                found=_shown(status),
+            )
+        if status == "failed":
+            failed.append(f"{name}[{slice_}]" if slice_ is not None else name)
+    return failed
 
 
 @dataclass(frozen=True)
@@ -199,25 +293,25 @@ class DatasetPredicate:
             _relative(root, where, "location.root")
         elif root is None and loc.get("store") is not True:
             raise InputError(
-                "location.store", where=where, expected="true", found=repr(loc.get("store"))
+                "location.store", where=where, expected="true", found=_shown(loc.get("store"))
             )
         ver = _obj(p["verification"], where, "verification")
         _require(ver, {"result", "checks", "verifier"}, set(), where, "verification")
         if ver["result"] != "passed":
             raise InputError(
-                "verification.result", where=where, expected="'passed'", found=repr(ver["result"])
+                "verification.result", where=where, expected="'passed'", found=_shown(ver["result"])
             )
         checks = ver["checks"]
         if not isinstance(checks, list) or not all(isinstance(c, str) for c in checks):
             raise InputError("verification.checks must be a list of strings", where=where)
         return cls(
-            name=_str(ds["name"], where, "dataset.name"),
+            name=_str(ds["name"], where, "dataset.name", _DATASET_NAME),
             dataset_digest=_str(ds["digest"], where, "dataset.digest", _DIGEST),
             manifest_uri=_relative(man["uri"], where, "manifest.uri"),
             manifest_sha256=_str(man["sha256"], where, "manifest.sha256", _SHA256),
-            rows=_int(ds["rows"], where, "dataset.rows"),
-            files=_int(ds["files"], where, "dataset.files"),
-            bytes=_int(ds["bytes"], where, "dataset.bytes"),
+            rows=_count(ds["rows"], where, "dataset.rows"),
+            files=_count(ds["files"], where, "dataset.files"),
+            bytes=_count(ds["bytes"], where, "dataset.bytes"),
             schema_fingerprint=_str(
                 ds["schemaFingerprint"], where, "dataset.schemaFingerprint", _DIGEST
             ),
@@ -251,14 +345,16 @@ class EvaluationPredicate:
     failed_gates: tuple[str, ...]
     results: Mapping[str, Any] = field(default_factory=dict)
 
+    # Read through the loader's own checks, never coerced: a predicate built
+    # by hand that the loader would refuse raises InputError here too.
     @property
     def metrics(self) -> dict[str, float]:
         """Point value of every metric (the intervals are in ``results``)."""
-        return {k: float(v["value"]) for k, v in (self.results.get("metrics") or {}).items()}
+        return _metric_values(self.results, "evaluation predicate")
 
     @property
     def holdout_rows(self) -> int:
-        return int((self.results.get("holdout") or {}).get("rows", 0))
+        return _holdout_counts(self.results, "evaluation predicate")[0]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -300,10 +396,10 @@ class EvaluationPredicate:
         _require(gates, {"passed", "failed"}, set(), where, "gates")
         if not isinstance(gates["passed"], bool):
             raise InputError(
-                "gates.passed must be true or false", where=where, found=repr(gates["passed"])
+                "gates.passed must be true or false", where=where, found=_shown(gates["passed"])
             )
         failed = gates["failed"]
-        if not isinstance(failed, list) or not all(isinstance(f, str) for f in failed):
+        if not isinstance(failed, list) or not all(isinstance(f, str) and f for f in failed):
             raise InputError("gates.failed must be a list of gate names", where=where)
         if gates["passed"] == bool(failed):
             raise InputError(
@@ -312,23 +408,17 @@ class EvaluationPredicate:
                 found=f"passed={gates['passed']}, {len(failed)} failed",
             )
         results = _obj(p["results"], where, "results")
-        metrics = _obj(results.get("metrics"), where, "results.metrics")
-        for key, value in metrics.items():
-            estimate = _obj(value, where, f"results.metrics.{key}")
-            point = estimate.get("value")
-            if isinstance(point, bool) or not isinstance(point, (int, float)) or not _finite(point):
-                raise InputError(
-                    f"metric {key!r}", where=where, expected="a finite number", found=repr(point)
-                )
+        _metric_values(results, where)
+        _holdout_counts(results, where)
         result_gates = _obj(results.get("gates"), where, "results.gates")
-        verdicts = result_gates.get("verdicts")
-        if not isinstance(verdicts, list) or not all(isinstance(v, dict) for v in verdicts):
-            raise InputError("results.gates.verdicts must be a list of objects", where=where)
-        recorded = sorted(
-            f"{v.get('name')}[{v.get('slice')}]" if v.get("slice") else str(v.get("name"))
-            for v in verdicts
-            if isinstance(v, dict) and v.get("status") == "failed"
-        )
+        if not isinstance(result_gates.get("passed"), bool):
+            raise InputError(
+                "results.gates.passed",
+                where=where,
+                expected="true or false",
+                found=_shown(result_gates.get("passed")),
+            )
+        recorded = sorted(_failed_verdicts(result_gates, where))
         if recorded != sorted(failed):
             raise InputError(
                 "gates.failed does not list the failed verdicts",
@@ -346,9 +436,9 @@ class EvaluationPredicate:
         return cls(
             model_name=_file_name(model["name"], where, "model.name"),
             model_sha256=_str(model["sha256"], where, "model.sha256", _SHA256),
-            dataset_name=_str(ds["name"], where, "dataset.name"),
+            dataset_name=_str(ds["name"], where, "dataset.name", _DATASET_NAME),
             dataset_digest=_str(ds["digest"], where, "dataset.digest", _DIGEST),
-            training_dataset_name=_str(tds["name"], where, "trainingDataset.name"),
+            training_dataset_name=_str(tds["name"], where, "trainingDataset.name", _DATASET_NAME),
             training_dataset_digest=_str(tds["digest"], where, "trainingDataset.digest", _DIGEST),
             metrics_file=_file_name(mf["name"], where, "metricsFile.name"),
             metrics_sha256=_str(mf["sha256"], where, "metricsFile.sha256", _SHA256),

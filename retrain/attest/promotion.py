@@ -28,18 +28,25 @@ from retrain.errors import InputError, PolicyError
 __all__ = [
     "CHECKPOINT_PAYLOAD_TYPE",
     "PROMOTION_V1",
+    "PROMOTION_V2",
     "STAGES",
     "Checkpoint",
+    "PolicyRef",
     "PromotionPredicate",
     "PromotionRules",
     "StageRule",
     "StageState",
 ]
 
+# v1 entries predate signed policies; v2 entries record the policy in force.
 PROMOTION_V1 = "https://retrain.dev/attestations/promotion/v1"
+PROMOTION_V2 = "https://retrain.dev/attestations/promotion/v2"
 CHECKPOINT_PAYLOAD_TYPE = "application/vnd.retrain.registry-checkpoint+json"
 CHECKPOINT_V1 = "https://retrain.dev/registry/checkpoint/v1"
+CHECKPOINT_V2 = "https://retrain.dev/registry/checkpoint/v2"
 STAGES = ("shadow", "canary", "production")
+# Stages a dirty-tree build may reach when a policy does not say (allow_dirty).
+DIRTY_ALLOWED_BY_DEFAULT = ("shadow",)
 ACTIONS = ("promote", "rollback")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _HASH = re.compile(r"sha256:[0-9a-f]{64}")
@@ -99,6 +106,37 @@ def _int(value: object, where: str, ctx: str, lo: int, hi: int) -> int:
 
 
 # ---------------------------------------------------------------------------
+# The policy an entry was made under
+
+
+@dataclass(frozen=True)
+class PolicyRef:
+    """Which trust policy was in force: its version and the digest of its signed content.
+
+    The digest is the sha256 of the canonical JSON of the policy's ``signed``
+    object, so adding a co-signature does not change it; any edit does.
+    """
+
+    version: int
+    digest: str  # "sha256:<hex>"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"version": self.version, "digest": self.digest}
+
+    def describe(self) -> str:
+        return f"version {self.version} ({self.digest[:19]})"
+
+    @classmethod
+    def from_dict(cls, raw: object, *, where: str, ctx: str = "policy") -> PolicyRef:
+        d = _obj(raw, where, ctx)
+        _keys(d, {"version", "digest"}, set(), where, ctx)
+        return cls(
+            version=_int(d["version"], where, f"{ctx}.version", 1, 2**53),
+            digest=_match(d["digest"], _HASH, where, f"{ctx}.digest"),
+        )
+
+
+# ---------------------------------------------------------------------------
 # Policy rules
 
 
@@ -116,12 +154,16 @@ class StageRule:
     # Production only: a model may replace the one serving production only if
     # its evaluation compared it with that model (its champion).
     require_champion: bool = False
+    # Whether a model built from a tree that was not clean (dirty, or no git
+    # at all) may reach this stage: such a build cannot be rebuilt from a commit.
+    allow_dirty: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "functionaries": list(self.functionaries),
             "threshold": self.threshold,
             "after": list(self.after),
+            "allow_dirty": self.allow_dirty,
         }
         if self.stage == "canary":
             out["max_traffic"] = self.max_traffic
@@ -146,14 +188,34 @@ class PromotionRules:
         }
 
     @classmethod
-    def default(cls, keyids: tuple[str, ...], *, require_champion: bool = False) -> PromotionRules:
+    def default(
+        cls,
+        keyids: tuple[str, ...],
+        *,
+        require_champion: bool = False,
+        allow_dirty: tuple[str, ...] = DIRTY_ALLOWED_BY_DEFAULT,
+    ) -> PromotionRules:
         """Every key may do everything; stages in order, none skipped; canary up to 50%."""
         return cls(
             stages={
-                "shadow": StageRule("shadow", keyids, 1, ("candidate",)),
-                "canary": StageRule("canary", keyids, 1, ("shadow",), max_traffic=50),
+                "shadow": StageRule(
+                    "shadow", keyids, 1, ("candidate",), allow_dirty="shadow" in allow_dirty
+                ),
+                "canary": StageRule(
+                    "canary",
+                    keyids,
+                    1,
+                    ("shadow",),
+                    max_traffic=50,
+                    allow_dirty="canary" in allow_dirty,
+                ),
                 "production": StageRule(
-                    "production", keyids, 1, ("canary",), require_champion=require_champion
+                    "production",
+                    keyids,
+                    1,
+                    ("canary",),
+                    require_champion=require_champion,
+                    allow_dirty="production" in allow_dirty,
                 ),
             },
             rollback_functionaries=keyids,
@@ -208,7 +270,7 @@ class PromotionRules:
                 )
             r = _obj(rule, where, ctx)
             allowed = (
-                {"functionaries", "threshold", "after"}
+                {"functionaries", "threshold", "after", "allow_dirty"}
                 | ({"max_traffic"} if name == "canary" else set())
                 | ({"require_champion"} if name == "production" else set())
             )
@@ -250,8 +312,16 @@ class PromotionRules:
                     expected="true or false",
                     found=repr(require_champion),
                 )
+            allow_dirty = r.get("allow_dirty", name in DIRTY_ALLOWED_BY_DEFAULT)
+            if not isinstance(allow_dirty, bool):
+                raise PolicyError(
+                    f"{ctx}.allow_dirty",
+                    where=where,
+                    expected="true or false",
+                    found=repr(allow_dirty),
+                )
             stages[name] = StageRule(
-                name, funcs, threshold, tuple(after), max_traffic, require_champion
+                name, funcs, threshold, tuple(after), max_traffic, require_champion, allow_dirty
             )
         rollback = _obj(p["rollback"], where, "promotion.rollback")
         if set(rollback) != {"functionaries", "threshold"}:
@@ -278,9 +348,16 @@ class PromotionPredicate:
     approvers: tuple[str, ...]
     time: str
     reason: str = ""
+    # The trust policy in force when the entry was made; None only in v1
+    # entries, written before policies were signed.
+    policy: PolicyRef | None = None
+
+    @property
+    def predicate_type(self) -> str:
+        return PROMOTION_V1 if self.policy is None else PROMOTION_V2
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "log": {"position": self.position, "previousEntry": self.previous_entry},
             "action": self.action,
             "stage": self.stage,
@@ -293,9 +370,14 @@ class PromotionPredicate:
             "time": self.time,
             "reason": self.reason,
         }
+        if self.policy is not None:
+            out["policy"] = self.policy.to_dict()
+        return out
 
     @classmethod
-    def from_dict(cls, raw: object, *, where: str) -> PromotionPredicate:
+    def from_dict(
+        cls, raw: object, *, where: str, predicate_type: str = PROMOTION_V2
+    ) -> PromotionPredicate:
         p = _obj(raw, where, "promotion predicate")
         _keys(
             p,
@@ -309,7 +391,8 @@ class PromotionPredicate:
                 "approvers",
                 "time",
                 "reason",
-            },
+            }
+            | ({"policy"} if predicate_type == PROMOTION_V2 else set()),
             set(),
             where,
             "promotion predicate",
@@ -355,6 +438,11 @@ class PromotionPredicate:
             raise InputError("approvers must be sorted and distinct", where=where, found=approvers)
         if not isinstance(p["reason"], str):
             raise InputError("reason must be a string", where=where)
+        policy = (
+            PolicyRef.from_dict(p["policy"], where=where)
+            if predicate_type == PROMOTION_V2
+            else None
+        )
         return cls(
             position=position,
             previous_entry=previous,
@@ -368,6 +456,7 @@ class PromotionPredicate:
             approvers=tuple(approvers),
             time=_time(p["time"], where, "time"),
             reason=p["reason"],
+            policy=policy,
         )
 
 
@@ -433,10 +522,12 @@ class Checkpoint:
     reached: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     # models production was rolled back away from (sorted)
     rolled_back: tuple[str, ...] = ()
+    # The policy the head entry was made under (None: none recorded yet).
+    policy: PolicyRef | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "checkpoint": CHECKPOINT_V1,
+        out: dict[str, Any] = {
+            "checkpoint": CHECKPOINT_V1 if self.policy is None else CHECKPOINT_V2,
             "size": self.size,
             "head": self.head,
             "stages": {s: _state_dict(self.stages.get(s)) for s in STAGES},
@@ -444,6 +535,9 @@ class Checkpoint:
             "reached": {m: list(v) for m, v in sorted(self.reached.items())},
             "rolledBack": list(self.rolled_back),
         }
+        if self.policy is not None:
+            out["policy"] = self.policy.to_dict()
+        return out
 
     @classmethod
     def empty(cls) -> Checkpoint:
@@ -459,20 +553,22 @@ class Checkpoint:
     @classmethod
     def from_dict(cls, raw: object, *, where: str) -> Checkpoint:
         d = _obj(raw, where, "checkpoint")
+        if d.get("checkpoint") not in (CHECKPOINT_V1, CHECKPOINT_V2):
+            raise InputError(
+                "unknown checkpoint version",
+                where=where,
+                expected=f"{CHECKPOINT_V1} or {CHECKPOINT_V2}",
+                found=repr(d.get("checkpoint")),
+            )
+        v2 = d["checkpoint"] == CHECKPOINT_V2
         _keys(
             d,
-            {"checkpoint", "size", "head", "stages", "productionHistory", "reached", "rolledBack"},
+            {"checkpoint", "size", "head", "stages", "productionHistory", "reached", "rolledBack"}
+            | ({"policy"} if v2 else set()),
             set(),
             where,
             "checkpoint",
         )
-        if d["checkpoint"] != CHECKPOINT_V1:
-            raise InputError(
-                "unknown checkpoint version",
-                where=where,
-                expected=CHECKPOINT_V1,
-                found=repr(d["checkpoint"]),
-            )
         size = _int(d["size"], where, "size", 0, 2**53)
         head = d["head"]
         if (head is None) != (size == 0):
@@ -520,4 +616,5 @@ class Checkpoint:
             production_history=tuple(history),
             reached={m: tuple(v) for m, v in reached.items()},
             rolled_back=tuple(rolled_back),
+            policy=PolicyRef.from_dict(d["policy"], where=where) if v2 else None,
         )

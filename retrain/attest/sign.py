@@ -26,6 +26,7 @@ from retrain.digest import sha256_file
 from retrain.errors import CheckFailed
 
 __all__ = [
+    "BUILD_SUBJECTS",
     "LINK_FILES",
     "MODEL_BUNDLE",
     "SignedChain",
@@ -42,6 +43,12 @@ LINK_FILES: Mapping[str, str] = {
     "evaluation": "evaluation.intoto.jsonl",
 }
 MODEL_BUNDLE = "model.sig"
+# What the build link attests: the outputs model_provenance names as its
+# subjects (rules/private/model.bzl, _model_provenance_impl:
+# ``subjects = [mi.model, mi.report, ev.metrics, ev.gates, ev.report]``), by
+# the file names model_pipeline gives them. Change both together; the
+# verifier refuses a build link whose subjects are not exactly these.
+BUILD_SUBJECTS = ("model.rtm", "train_report.json", "metrics.json", "gates.txt", "report.html")
 
 
 @dataclass(frozen=True)
@@ -71,7 +78,18 @@ def sign_statement(payload: bytes, signers: Sequence[Any], *, cosign: Any = None
 
 
 def _check_file_subjects(link: str, statement: Statement, out_dir: Path) -> None:
-    """Every subject that names a file of this directory must match it; never sign blind."""
+    """Every subject that names a file of this directory must match it; never sign blind.
+
+    The build link must name exactly ``BUILD_SUBJECTS``: what the verifier
+    would refuse is never signed.
+    """
+    names = sorted(s.name for s in statement.subjects)
+    if link == "build" and names != sorted(BUILD_SUBJECTS):
+        raise CheckFailed(
+            "refusing to sign the build link: its subjects are not the build's outputs",
+            expected=", ".join(sorted(BUILD_SUBJECTS)),
+            found=", ".join(names),
+        )
     for subject in statement.subjects:
         path = out_dir / subject.name
         if "/" in subject.name:

@@ -2,9 +2,9 @@
 
 ``Statement.from_json_bytes`` validates the envelope-independent shape: the
 statement type, a non-empty subject list whose entries each carry at least
-one digest, a predicate type URI and a predicate object. What a predicate
-must contain is checked by its own type (``retrain.attest.predicates``,
-``retrain.attest.provenance``).
+one digest and whose names are distinct, a predicate type URI and a
+predicate object. What a predicate must contain is checked by its own type
+(``retrain.attest.predicates``, ``retrain.attest.provenance``).
 """
 
 from __future__ import annotations
@@ -64,6 +64,19 @@ class ResourceDescriptor:
         return cls(name=raw["name"], digest=digest, uri=uri, annotations=annotations)
 
 
+def _refuse_repeated_subjects(subjects: tuple[ResourceDescriptor, ...], where: str) -> None:
+    """A name is one artifact: a second digest under it would let a reader pick either."""
+    seen: set[str] = set()
+    for s in subjects:
+        if s.name in seen:
+            raise InputError(
+                f"statement names subject {s.name!r} twice",
+                where=where,
+                expected="each subject once",
+            )
+        seen.add(s.name)
+
+
 @dataclass(frozen=True)
 class Statement:
     """An in-toto Statement v1 with its predicate as plain JSON data."""
@@ -104,6 +117,7 @@ class Statement:
         if not isinstance(subjects, list) or not subjects:
             raise InputError("statement has no subject", where=where)
         parsed = tuple(ResourceDescriptor.from_dict(s, where=f"{where}: subject") for s in subjects)
+        _refuse_repeated_subjects(parsed, where)
         for s in parsed:
             if not s.digest:
                 raise InputError(f"subject {s.name!r} has no digest", where=where)

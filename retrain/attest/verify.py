@@ -4,7 +4,8 @@ For a model directory (``bazel-bin/models/candidate``) and a trust policy,
 ``verify_model`` runs, per link the policy requires (dataset, holdout, build,
 evaluation) and in order:
 
-* ``link-present``: the link's ``.intoto.jsonl`` file exists;
+* ``link-present``: the link's ``.intoto.jsonl`` file exists and is a
+  regular file (nothing else is opened: a FIFO would block the verifier);
 * ``envelope``: it holds a well-formed DSSE envelope of an in-toto statement
   (unusable input otherwise: exit 2);
 * ``payload-type``: the envelope says ``application/vnd.in-toto+json``;
@@ -12,13 +13,15 @@ evaluation) and in order:
   that the policy allows for this step signed the payload;
 * ``predicate-schema``: the statement has the step's predicate type and the
   predicate validates;
-* ``subject-digest``: every subject's digest equals the bytes it names (the
-  model files beside it; for a dataset, the manifest in the repository and
-  every data file it lists, when they are present);
+* ``subject-digest``: the subjects are exactly what the step produces, and
+  every subject's digest equals the bytes it names (the model files beside
+  it; for a dataset, the manifest in the repository and every data file it
+  lists, when they are present);
 * ``gates``: the evaluation's gates passed; each dataset's quality checks
   passed;
 * ``model-bundle`` (build): model.sig verifies the model with a key the
-  policy allows for the build.
+  policy allows for the build (skipped when there is no model.sig; one that
+  is there but is not a regular file fails).
 
 Checks on a link's claims (subject-digest, gates, model-bundle) run only
 when its signature verified; otherwise they are recorded as skipped. Then,
@@ -34,7 +37,11 @@ each naming the link, the check, what was expected and what was found.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import re
+import stat
+import unicodedata
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,19 +62,26 @@ from retrain.attest.errors import (
 from retrain.attest.policy import StepRule, TrustPolicy
 from retrain.attest.predicates import DatasetPredicate, EvaluationPredicate
 from retrain.attest.provenance import BuildProvenance
-from retrain.attest.sign import LINK_FILES, MODEL_BUNDLE
+from retrain.attest.sign import BUILD_SUBJECTS, LINK_FILES, MODEL_BUNDLE
 from retrain.attest.statement import PAYLOAD_TYPE, Statement
 from retrain.digest import sha256_file
 from retrain.errors import InputError, RetrainError
 
 __all__ = [
+    "BUILD_SUBJECTS",
     "CHECKS",
+    "TREE_STATES",
     "CheckResult",
     "LinkResult",
     "VerificationReport",
+    "build_tree_state",
+    "describe_unknown_keyid",
+    "near_miss_keyid",
+    "not_a_regular_file",
     "verify_model",
     "verify_payload_type",
     "verify_signature_threshold",
+    "verify_subject_set",
 ]
 
 CHECKS = (
@@ -82,6 +96,13 @@ CHECKS = (
     "model-bundle",
     "chain",
 )
+
+# The source tree's state as tools/workspace_status.sh records it in the
+# provenance (annotation gitTreeState of the resolvedDependency "source").
+TREE_STATES = ("clean", "dirty", "unknown")
+_KEYID = re.compile(r"[0-9a-f]{64}")
+# A Bazel label, as docs/schemas/provenance.v1.schema.json has it.
+_LABEL = re.compile(r"(@[A-Za-z0-9_.~+-]*)?//[^:]*:[^:]+")
 
 
 @dataclass(frozen=True)
@@ -115,7 +136,12 @@ class CheckResult:
 
 @dataclass
 class LinkResult:
-    """What one verified link says: its subject and who signed it."""
+    """What one verified link says: its subject and who signed it.
+
+    ``tree_state`` is the build link's: the source tree's state the
+    provenance records (``clean``, ``dirty``, or ``unknown`` when it records
+    none), set once the link verified; empty for the other links.
+    """
 
     link: str
     subject: str = ""
@@ -124,6 +150,18 @@ class LinkResult:
     statement: Statement | None = None
     predicate: Any = None
     trusted: bool = False  # signed by enough allowed keys; only then do its claims count
+    tree_state: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "link": self.link,
+            "subject": self.subject,
+            "signers": self.signers,
+            "detail": self.detail,
+        }
+        if self.link == "build":
+            out["tree_state"] = self.tree_state
+        return out
 
 
 @dataclass(frozen=True)
@@ -152,15 +190,7 @@ class VerificationReport:
             "exit_code": self.exit_code,
             "model_dir": self.model_dir,
             "policy": self.policy,
-            "links": [
-                {
-                    "link": link.link,
-                    "subject": link.subject,
-                    "signers": link.signers,
-                    "detail": link.detail,
-                }
-                for link in self.links
-            ],
+            "links": [link.to_dict() for link in self.links],
             "checks": [c.to_dict() for c in self.checks],
             "failures": [c.to_dict() | {"message": c.message} for c in self.failures],
             "notes": list(self.notes),
@@ -172,6 +202,15 @@ class VerificationReport:
 
 
 def verify_policy_not_expired(policy: TrustPolicy, now: datetime) -> None:
+    """The policy is in force at ``now``: not before its notBefore, not at or after its expiry."""
+    if policy.is_not_yet_valid(now):
+        assert policy.not_before is not None
+        raise PolicyExpired(
+            "policy",
+            "the trust policy is not yet valid",
+            expected=f"a time at or after {policy.not_before:%Y-%m-%dT%H:%M:%SZ}",
+            found=f"{now:%Y-%m-%dT%H:%M:%SZ}",
+        )
     if policy.is_expired(now):
         raise PolicyExpired(
             "policy",
@@ -181,10 +220,46 @@ def verify_policy_not_expired(policy: TrustPolicy, now: datetime) -> None:
         )
 
 
+def not_a_regular_file(path: Path) -> str | None:
+    """None for a regular file (symlinks followed), else what is there: "no file", "a FIFO", ...
+
+    Only lstat and stat, never open: opening a FIFO blocks until a writer
+    comes. Symlinks to regular files are regular files (inside a Bazel
+    sandbox every input is one).
+    """
+    if not os.path.lexists(path):
+        return "no file"
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "a dangling symlink"
+    except OSError as exc:  # a symlink loop, a path too long
+        return f"a path that cannot be read ({exc.strerror})"
+    if stat.S_ISREG(mode):
+        return None
+    kinds = (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    )
+    return next((kind for test, kind in kinds if test(mode)), "not a regular file")
+
+
 def verify_link_present(link: str, path: Path) -> None:
-    if not path.is_file():
+    found = not_a_regular_file(path)
+    if found == "no file":
         raise LinkMissing(
-            link, "attestation is missing", where=str(path), expected=path.name, found="no file"
+            link, "attestation is missing", where=str(path), expected=path.name, found=found
+        )
+    if found is not None:
+        raise LinkMissing(
+            link,
+            "attestation is not a regular file",
+            where=str(path),
+            expected="a regular file",
+            found=found,
         )
 
 
@@ -193,6 +268,52 @@ def verify_payload_type(link: str, envelope: Any) -> None:
         raise PayloadTypeInvalid(
             link, "wrong DSSE payloadType", expected=PAYLOAD_TYPE, found=envelope.payload_type
         )
+
+
+def _keyid_core(keyid: str) -> str:
+    """A keyid without case, whitespace, invisible characters, quotes or a digest prefix."""
+    visible = "".join(
+        c for c in keyid if not c.isspace() and unicodedata.category(c) not in ("Cc", "Cf")
+    )
+    core = visible.strip("'\"`=").lower()
+    return core.removeprefix("sha256:").removeprefix("0x")
+
+
+def near_miss_keyid(keyid: str, trusted: Iterable[str]) -> str | None:
+    """The trusted keyid that ``keyid`` is not, but equals once case and padding are ignored."""
+    core = _keyid_core(keyid)
+    return next((t for t in trusted if t != keyid and _keyid_core(t) == core), None)
+
+
+def _shown_keyid(keyid: str) -> str:
+    # repr: quotes and escapes make whitespace and control characters visible.
+    text = repr(keyid)
+    return text if len(text) <= 80 else f"{text[:72]}… ({len(keyid)} characters)"
+
+
+def describe_unknown_keyid(keyid: str, policy: TrustPolicy) -> str:
+    """How a report names a signature by a keyid the policy does not list.
+
+    The usual 12-character prefix would let a keyid that differs from a
+    trusted one only in case, padding or its tail print exactly like the
+    trusted key; such a keyid is shown whole and said to be a near miss or
+    a lookalike.
+    """
+    near = near_miss_keyid(keyid, policy.keys)
+    if near is not None:
+        return (
+            f"a signature by unknown key {_shown_keyid(keyid)} (a near miss of trusted key "
+            f"{policy.key_label(near)}: keyids are exact lowercase hex)"
+        )
+    if not _KEYID.fullmatch(keyid):
+        return f"a signature by unknown key {_shown_keyid(keyid)}"
+    lookalike = next((k for k in policy.keys if k[:12] == keyid[:12]), None)
+    if lookalike is not None:
+        return (
+            f"a signature by unknown key {keyid} "
+            f"(not {policy.key_label(lookalike)}, whose id starts the same)"
+        )
+    return f"a signature by unknown key {keyid[:12]}"
 
 
 def verify_signature_threshold(
@@ -207,7 +328,7 @@ def verify_signature_threshold(
     for keyid, signature in envelope.signatures.items():
         key = policy.keys.get(keyid)
         if key is None:
-            refused.append(f"a signature by unknown key {keyid[:12]}")
+            refused.append(describe_unknown_keyid(keyid, policy))
             continue
         try:
             key.verify_signature(signature, pae)
@@ -238,12 +359,52 @@ def _predicate_parser(link: str) -> Callable[[Statement, str], Any]:
         return DatasetPredicate.from_dict(s.predicate, where=where)
 
     def build(s: Statement, where: str) -> Any:
-        return BuildProvenance.from_statement_object(s, where=where)
+        provenance = BuildProvenance.from_statement_object(s, where=where)
+        # What the summary shows (_build_detail) is checked with the predicate.
+        _build_target(provenance, where)
+        build_tree_state(provenance, where)
+        return provenance
 
     def evaluation(s: Statement, where: str) -> Any:
         return EvaluationPredicate.from_dict(s.predicate, where=where)
 
     return {"dataset": dataset, "holdout": dataset, "build": build, "evaluation": evaluation}[link]
+
+
+def _build_target(provenance: BuildProvenance, where: str) -> str:
+    target = provenance.external_parameters.get("target")
+    if not isinstance(target, str) or not _LABEL.fullmatch(target):
+        raise InputError(
+            "provenance externalParameters.target",
+            where=where,
+            expected="a Bazel label such as //models:candidate",
+            found=repr(target)[:60],
+        )
+    return target
+
+
+def build_tree_state(provenance: BuildProvenance, where: str) -> str:
+    """The source tree's state the build recorded: clean, dirty, or unknown when it says nothing."""
+    sources = [d for d in provenance.resolved_dependencies if d.name == "source"]
+    if len(sources) > 1:
+        # Two source entries could carry two states; a reader would pick one.
+        raise InputError(
+            "provenance names more than one source",
+            where=where,
+            expected="one resolvedDependencies entry named 'source'",
+            found=str(len(sources)),
+        )
+    if not sources:
+        return "unknown"
+    state = (sources[0].annotations or {}).get("gitTreeState", "unknown")
+    if not isinstance(state, str) or state not in TREE_STATES:
+        raise InputError(
+            "source gitTreeState",
+            where=where,
+            expected="clean, dirty or unknown",
+            found=repr(state)[:60],
+        )
+    return state
 
 
 def verify_predicate(link: str, statement: Statement, rule: StepRule, where: str) -> Any:
@@ -262,12 +423,44 @@ def verify_predicate(link: str, statement: Statement, rule: StepRule, where: str
         ) from None
 
 
+def _names(names: Iterable[str]) -> str:
+    """Subject names for a message; a statement may hold thousands."""
+    shown = [repr(n) for n in names]
+    return ", ".join(shown[:10]) + (f", … ({len(shown)} in all)" if len(shown) > 10 else "")
+
+
+def verify_subject_set(
+    link: str, statement: Statement, expected: Sequence[str], where: str | None = None
+) -> None:
+    """The statement's subjects are exactly ``expected``: none extra, none missing, none twice.
+
+    A subject the step does not produce would still be "attested" by the
+    signature; one it leaves out is a file nobody vouches for.
+    """
+    found = Counter(s.name for s in statement.subjects)
+    want = set(expected)
+    problems = (
+        [f"extra {n!r}" for n in sorted(set(found) - want)]
+        + [f"missing {n!r}" for n in sorted(want - set(found))]
+        + [f"duplicate {n!r}" for n, count in sorted(found.items()) if count > 1]
+    )
+    if problems:
+        raise SubjectDigestMismatch(
+            link,
+            f"the {link} statement's subjects are not exactly what the step produces: "
+            + "; ".join(problems[:10]),
+            where=where,
+            expected="exactly " + _names(sorted(want)),
+            found=_names(sorted(found.elements())),
+        )
+
+
 def verify_file_subjects(
     link: str, statement: Statement, model_dir: Path, names: tuple[str, ...]
 ) -> None:
     """Each named subject must be a file in ``model_dir`` with the attested sha256."""
     for name in names:
-        if not name or "/" in name or "\\" in name or name in (".", ".."):
+        if not name or "/" in name or "\\" in name or "\0" in name or name in (".", ".."):
             raise SubjectDigestMismatch(
                 link,
                 "subject is not a file name in the model directory",
@@ -280,14 +473,7 @@ def verify_file_subjects(
                 link, f"statement has no subject {name}", expected=name, found="no subject"
             )
         path = model_dir / name
-        if not path.is_file():
-            raise SubjectDigestMismatch(
-                link,
-                f"{name} is missing",
-                where=str(path),
-                expected=f"sha256 {subject.sha256}",
-                found="no file",
-            )
+        _require_regular_file(link, name, path, expected=f"sha256 {subject.sha256}")
         found = sha256_file(path).sha256
         if found != subject.sha256:
             raise SubjectDigestMismatch(
@@ -299,6 +485,28 @@ def verify_file_subjects(
             )
 
 
+def _require_regular_file(
+    link: str,
+    name: str,
+    path: Path,
+    *,
+    expected: str,
+    error: type[SubjectDigestMismatch] | type[BundleInvalid] = SubjectDigestMismatch,
+) -> None:
+    """``path`` must be a regular file before anything opens it: "missing" or "not a regular file"."""
+    found = not_a_regular_file(path)
+    if found == "no file":
+        raise error(link, f"{name} is missing", where=str(path), expected=expected, found=found)
+    if found is not None:
+        raise error(
+            link,
+            f"{name} is not a regular file",
+            where=str(path),
+            expected="a regular file",
+            found=found,
+        )
+
+
 def verify_model_bundle(model_dir: Path, rule: StepRule, policy: TrustPolicy) -> None:
     """model.sig (OpenSSF model-signing bundle) verifies with a key the policy allows for the build."""
     import tempfile
@@ -306,6 +514,11 @@ def verify_model_bundle(model_dir: Path, rule: StepRule, policy: TrustPolicy) ->
     from model_signing import verifying
 
     model = model_dir / "model.rtm"
+    # model-signing opens both: neither may be a FIFO, whatever subject-digest found.
+    for name in (MODEL_BUNDLE, model.name):
+        _require_regular_file(
+            "build", name, model_dir / name, expected="a regular file", error=BundleInvalid
+        )
     errors = []
     for keyid in rule.functionaries:
         with tempfile.NamedTemporaryFile("w", suffix=".pub") as pub:
@@ -364,14 +577,9 @@ def verify_dataset_subjects(
     from retrain.manifest import load_manifest, verify_directory
 
     manifest_path = repo_root / predicate.manifest_uri
-    if not manifest_path.is_file():
-        raise SubjectDigestMismatch(
-            link,
-            "manifest is missing",
-            where=str(manifest_path),
-            expected=f"sha256 {predicate.manifest_sha256}",
-            found="no file",
-        )
+    _require_regular_file(
+        link, "manifest", manifest_path, expected=f"sha256 {predicate.manifest_sha256}"
+    )
     found = sha256_file(manifest_path).sha256
     if found != predicate.manifest_sha256:
         raise SubjectDigestMismatch(
@@ -539,6 +747,15 @@ class _Check:
         return True
 
 
+def _build_detail(provenance: BuildProvenance, tree_state: str) -> str:
+    """The build's target and commit, and the tree's state unless it was clean."""
+    target = _build_target(provenance, "provenance")
+    source = provenance.dependency("source")
+    commit = source.digest.get("gitCommit") if source else None
+    state = {"clean": "", "dirty": " (dirty)"}.get(tree_state, " (tree state unknown)")
+    return (f"{target} @ {commit[:12]}" if commit else target) + state
+
+
 def _verify_link(
     link: str,
     rule: StepRule,
@@ -579,24 +796,17 @@ def _verify_link(
     with _Check(results, link, "subject-digest"):
         if link in ("dataset", "holdout"):
             result.subject = f"dataset/{predicate.name} {predicate.dataset_digest[:19]}"
+            verify_subject_set(
+                link, statement, (f"dataset/{predicate.name}", predicate.manifest_uri), str(path)
+            )
             result.detail = verify_dataset_subjects(statement, predicate, repo_root, notes, link)
         elif link == "build":
             model = predicate.subject("model.rtm")
             result.subject = f"model.rtm {model.sha256[:12]}" if model and model.sha256 else ""
-            commit = next(
-                (
-                    d.digest.get("gitCommit")
-                    for d in predicate.resolved_dependencies
-                    if d.name == "source"
-                ),
-                None,
-            )
-            result.detail = str(predicate.external_parameters.get("target", "?")) + (
-                f" @ {commit[:12]}" if commit else ""
-            )
-            verify_file_subjects(
-                link, statement, model_dir, tuple(s.name for s in predicate.subjects)
-            )
+            result.tree_state = build_tree_state(predicate, str(path))
+            result.detail = _build_detail(predicate, result.tree_state)
+            verify_subject_set(link, statement, BUILD_SUBJECTS, str(path))
+            verify_file_subjects(link, statement, model_dir, BUILD_SUBJECTS)
         else:
             result.subject = f"{predicate.model_name} {predicate.model_sha256[:12]}"
             shown = ", ".join(
@@ -605,6 +815,7 @@ def _verify_link(
                 if k in ("auc", "accuracy")
             )
             result.detail = f"{shown} on {predicate.holdout_rows} holdout rows"
+            verify_subject_set(link, statement, (predicate.model_name,), str(path))
             subject = statement.subject(predicate.model_name)
             if subject is not None and subject.sha256 != predicate.model_sha256:
                 raise SubjectDigestMismatch(
@@ -620,7 +831,8 @@ def _verify_link(
     if link == "build":
         bundle = model_dir / MODEL_BUNDLE
         check = _Check(results, link, "model-bundle")
-        if not bundle.is_file():
+        # Absent is optional; present as anything but a regular file fails below.
+        if not os.path.lexists(bundle):
             check.skip(f"skipped: no {MODEL_BUNDLE} beside the model")
             notes.append(f"build: no {MODEL_BUNDLE}; the Sigstore bundle was not checked")
         else:

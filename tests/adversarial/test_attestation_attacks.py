@@ -50,13 +50,13 @@ from typing import Any
 
 import pytest
 
-from retrain._internal.fsio import atomic_write_json
 from retrain.attest.envelope import read_envelopes, write_envelopes
 from retrain.attest.keys import KeyPairPaths, generate_key_pair, load_signer
 from retrain.attest.policy import TrustPolicy
 from retrain.attest.sign import LINK_FILES, sign_chain, sign_statement
 from retrain.cli import main
 from tests.bazel_harness import REPO_ROOT, BazelWorkspace, base_env
+from tests.policy_support import write_policy as write_signed_policy
 
 pytestmark = [pytest.mark.bazel]
 
@@ -185,10 +185,10 @@ def nest_evaluation_payload_too_deep(model_dir: Path) -> None:
 
 
 def write_policy(path: Path, keys: list[tuple[str, KeyPairPaths]], **kw: Any) -> Path:
+    """A policy over ``keys``, which are also its root; signed by the first."""
     kw.setdefault("expires", FAR_FUTURE)
     policy = TrustPolicy.for_keys([(name, pair.public.read_text()) for name, pair in keys], **kw)
-    atomic_write_json(path, policy.to_dict())
-    return path
+    return write_signed_policy(path, policy, keys[0][1])
 
 
 # ---------------------------------------------------------------------------

@@ -72,14 +72,16 @@ from typing import Any
 
 import pytest
 
-from retrain._internal.fsio import atomic_write_json
 from retrain.attest.envelope import read_envelopes, serialize_envelopes
 from retrain.attest.keys import KeyPairPaths, generate_key_pair, load_signer
-from retrain.attest.policy import TrustPolicy, load_policy
+from retrain.attest.policy import TrustPolicy
+from retrain.attest.promotion import STAGES
 from retrain.attest.sign import LINK_FILES, sign_chain, sign_statement
+from retrain.attest.trust import load_policy
 from retrain.cli import main
 from retrain.registry import Registry
 from tests.bazel_harness import REPO_ROOT, BazelWorkspace, base_env
+from tests.policy_support import write_policy, write_raw_policy
 
 pytestmark = [pytest.mark.bazel]
 
@@ -721,12 +723,13 @@ def two_key_policies(
             ("second", second.public.read_text()),
         ],
         expires=FAR_FUTURE,
+        allow_dirty=STAGES,
     )
-    atomic_write_json(home / "lenient.json", both.to_dict())
+    write_policy(home / "lenient.json", both, test_signing_key)
     strict = both.to_dict()
     for rule in [*strict["promotion"]["stages"].values(), strict["promotion"]["rollback"]]:
         rule["functionaries"] = [test_signing_key.keyid]
-    atomic_write_json(home / "strict.json", strict)
+    write_raw_policy(home / "strict.json", strict, test_signing_key)
     return TwoKeyPolicies(second, home / "lenient.json", home / "strict.json")
 
 
@@ -971,12 +974,12 @@ def test_promote_refuses_to_discard_more_than_one_uncommitted_entry(
 
 
 @pytest.fixture
-def policy_without_promotion(test_policy_path: Path, tmp_path: Path) -> Path:
-    raw = json.loads(test_policy_path.read_text())
+def policy_without_promotion(
+    test_policy_path: Path, test_signing_key: KeyPairPaths, tmp_path: Path
+) -> Path:
+    raw = json.loads(test_policy_path.read_text())["signed"]
     del raw["promotion"]
-    path = tmp_path / "no-promotion.json"
-    atomic_write_json(path, raw)
-    return path
+    return write_raw_policy(tmp_path / "no-promotion.json", raw, test_signing_key)
 
 
 NO_PROMOTION = "the trust policy has no promotion section: nobody may promote or roll back"

@@ -25,10 +25,9 @@ from typing import Any
 
 import pytest
 
-from retrain._internal.fsio import atomic_write_json
 from retrain.attest.keys import KeyPairPaths, load_signer
-from retrain.attest.policy import load_policy
-from retrain.registry import Registry, evaluated_champion
+from retrain.attest.trust import load_policy
+from retrain.registry import Registry
 from tests.adversarial.test_registry_attacks import (
     Promote,
     apply_steps,
@@ -38,6 +37,7 @@ from tests.adversarial.test_registry_attacks import (
     retrain,
 )
 from tests.bazel_harness import BazelWorkspace, write_champion_package
+from tests.policy_support import write_raw_policy
 
 pytestmark = [pytest.mark.bazel, pytest.mark.slow]
 
@@ -92,14 +92,29 @@ def model_c(
 
 
 @pytest.fixture(scope="module")
-def champion_policy(test_policy_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def champion_policy(
+    test_policy_path: Path,
+    test_signing_key: KeyPairPaths,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Path:
     """The session's test policy, its production rule requiring a champion."""
-    raw = json.loads(test_policy_path.read_text())
+    raw = json.loads(test_policy_path.read_text())["signed"]
     raw["promotion"]["stages"]["production"]["require_champion"] = True
     path = tmp_path_factory.mktemp("champion-policy") / "policy.json"
-    atomic_write_json(path, raw)
+    write_raw_policy(path, raw, test_signing_key)
     assert load_policy(path).promotion.stages["production"].require_champion  # type: ignore[union-attr]
     return path
+
+
+def evaluated_champion(model_dir: Path) -> str | None:
+    """The champion the model's evaluation link names (read as it is, not verified)."""
+    from retrain.attest.envelope import read_link_envelope
+    from retrain.attest.predicates import EvaluationPredicate
+    from retrain.attest.sign import LINK_FILES
+
+    payload = read_link_envelope(model_dir / LINK_FILES["evaluation"]).payload
+    predicate = EvaluationPredicate.from_dict(json.loads(payload)["predicate"], where="test")
+    return predicate.champion_sha256
 
 
 def _to_production(model: Path) -> list[Promote]:

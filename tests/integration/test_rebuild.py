@@ -47,7 +47,7 @@ from typing import Any
 
 import pytest
 
-from retrain.attest.policy import load_policy
+from retrain.attest.trust import load_policy
 from retrain.cli import main
 from retrain.manifest import load_manifest
 from retrain.rebuild import RebuildReport, rebuild

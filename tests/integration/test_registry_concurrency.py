@@ -34,7 +34,7 @@ from typing import Any
 import pytest
 
 from retrain.attest.keys import KeyPairPaths, load_signer
-from retrain.attest.policy import load_policy
+from retrain.attest.trust import load_policy
 from retrain.registry import Registry
 from tests.adversarial.test_registry_attacks import build_model_b, copy_model, model_sha
 from tests.bazel_harness import REPO_ROOT, BazelWorkspace, base_env

@@ -60,7 +60,7 @@ def _out(scratch: BazelWorkspace) -> Path:
 
 def _production_model(root: Path) -> str:
     """The sha256 of the model serving production in ``root``'s committed registry."""
-    from retrain.attest.policy import load_policy
+    from retrain.attest.trust import load_policy
     from retrain.registry import Registry
 
     registry = Registry(

@@ -9,6 +9,7 @@ decides: which checks a link's signature gates, and the evaluation's subject.
 from __future__ import annotations
 
 import dataclasses
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,7 @@ from retrain.attest.verify import (
     verify_policy_not_expired,
     verify_predicate,
     verify_signature_threshold,
+    verify_subject_set,
 )
 from retrain.digest import sha256_bytes
 
@@ -280,6 +282,16 @@ def test_link_present_raises_link_missing_for_a_directory(tmp_path: Path) -> Non
 
     with pytest.raises(LinkMissing):
         verify_link_present("build", tmp_path / "provenance.intoto.jsonl")
+
+
+def test_link_present_raises_link_missing_for_a_fifo_without_opening_it(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "provenance.intoto.jsonl")
+
+    with pytest.raises(LinkMissing) as caught:
+        verify_link_present("build", tmp_path / "provenance.intoto.jsonl")
+
+    assert caught.value.what == "attestation is not a regular file"
+    assert (caught.value.expected, caught.value.found) == ("a regular file", "a FIFO")
 
 
 # ---------------------------------------------------------------------------
@@ -515,6 +527,26 @@ def test_file_subjects_raise_subject_digest_mismatch_for_a_subject_not_attested(
         verify_file_subjects("evaluation", evaluation_statement(), tmp_path, ("metrics.json",))
 
     assert caught.value.found == "no subject"
+
+
+def test_subject_set_passes_exactly_the_expected_names() -> None:
+    verify_subject_set("evaluation", evaluation_statement(), ("model.rtm",))
+
+
+def test_subject_set_raises_subject_digest_mismatch_naming_extra_missing_and_twice() -> None:
+    model = ResourceDescriptor("model.rtm", {"sha256": "0" * 64})
+    statement = dataclasses.replace(evaluation_statement(), subjects=(model, model))
+
+    with pytest.raises(SubjectDigestMismatch) as caught:
+        verify_subject_set("evaluation", statement, ("metrics.json",))
+
+    assert caught.value.what.endswith(
+        "extra 'model.rtm'; missing 'metrics.json'; duplicate 'model.rtm'"
+    )
+    assert (caught.value.expected, caught.value.found) == (
+        "exactly 'metrics.json'",
+        "'model.rtm', 'model.rtm'",
+    )
 
 
 # ---------------------------------------------------------------------------

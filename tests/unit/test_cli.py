@@ -371,19 +371,24 @@ def test_policy_init_requires_a_champion_for_production_unless_told_not_to(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     from retrain.attest.keys import generate_key_pair
-    from retrain.attest.policy import load_policy
+    from retrain.attest.trust import load_policy
 
     pair = generate_key_pair(tmp_path / "ops.pem")
-    common = ["policy", "init", "--key", f"ops={pair.public}", "--expires", "2100-01-01T00:00:00Z"]
+    root = generate_key_pair(tmp_path / "root.pem")
+    common = ["policy", "init", "--key", f"ops={pair.public}", "--root", f"root={root.public}"]
+    common += ["--expires", "2100-01-01T00:00:00Z"]
 
     code, _, err = _run(capsys, *common, "-o", tmp_path / "strict.json")
     assert code == 0, err
     code, _, err = _run(capsys, *common, "--no-require-champion", "-o", tmp_path / "lax.json")
     assert code == 0, err
+    for name in ("strict.json", "lax.json"):
+        code, _, err = _run(capsys, "policy", "sign", tmp_path / name, "--key", root.private)
+        assert code == 0, err
 
-    strict = json.loads((tmp_path / "strict.json").read_text())
+    strict = json.loads((tmp_path / "strict.json").read_text())["signed"]
     assert strict["promotion"]["stages"]["production"]["require_champion"] is True
-    lax = json.loads((tmp_path / "lax.json").read_text())
+    lax = json.loads((tmp_path / "lax.json").read_text())["signed"]
     assert "require_champion" not in lax["promotion"]["stages"]["production"]
     for name, expected in (("strict.json", True), ("lax.json", False)):
         rules = load_policy(tmp_path / name).promotion

@@ -32,7 +32,8 @@ from jsonschema import Draft202012Validator
 
 from retrain.attest.envelope import read_envelopes, serialize_envelopes
 from retrain.attest.keys import KeyPairPaths, generate_key_pair, load_signer
-from retrain.attest.policy import TrustPolicy, load_policy
+from retrain.attest.policy import TrustPolicy
+from retrain.attest.trust import load_policy
 from retrain.attest.predicates import (
     DATASET_V1,
     EVALUATION_V2,
@@ -1149,12 +1150,15 @@ DATASET_PREDICATE_REFUSALS: list[tuple[str, Mutation]] = [
     ("verifier-not-an-object", _set_in("verification", "verifier", value="retrain 0.1.0")),
     ("unknown-verification-key", _set_in("verification", "signedBy", value="me")),
     ("quality-not-an-object", _set_in("quality", value=[])),
+    ("dataset-name-with-slash", _set_in("dataset", "name", value="a/b")),
+    ("check-column-a-number", lambda p: _quality_check(p).update(column=7)),
+    ("check-detail-null", lambda p: _quality_check(p).update(detail=None)),
+    ("check-measured-an-object", lambda p: _quality_check(p).update(measured={"a": 1})),
 ]
 
 # The loader accepts these (docs/attestations.md, "Schema and loader"): retrain
 # never writes them, and the schema says so.
 DATASET_PREDICATE_SCHEMA_ONLY_REFUSALS: list[tuple[str, Mutation]] = [
-    ("dataset-name-with-slash", _set_in("dataset", "name", value="a/b")),
     ("unknown-check", lambda p: p["verification"]["checks"].append("vibes")),
     ("repeated-check", lambda p: p["verification"]["checks"].append("sha256")),
     ("quality-without-profile", _drop("quality", "profile")),
@@ -1336,23 +1340,27 @@ EVALUATION_PREDICATE_REFUSALS: list[tuple[str, Mutation]] = [
     ("metric-without-value", lambda p: _metric(p).pop("value")),
     ("results-without-gates", _drop("results", "gates")),
     ("verdicts-not-a-list", _set_in("results", "gates", "verdicts", value={})),
+    ("model-name-with-nul", _set_in("model", "name", value="model\0.rtm")),
+    ("dataset-name-with-space", _set_in("dataset", "name", value="my data")),
+    ("negative-holdout-rows", _set_in("results", "holdout", "rows", value=-1)),
+    ("verdict-of-unknown-status", lambda p: _verdict(p, "passed").update(status="waived")),
+    ("holdout-rows-as-string", _set_in("results", "holdout", "rows", value="10000")),
+    ("results-gates-passed-as-number", lambda p: p["results"]["gates"].update(passed=1)),
+    ("verdict-name-a-number", lambda p: _verdict(p).update(name=7)),
+    ("verdict-slice-a-number", lambda p: _verdict(p).update(slice=3)),
 ]
 
 # The loader accepts these (docs/attestations.md, "Schema and loader").
 EVALUATION_PREDICATE_SCHEMA_ONLY_REFUSALS: list[tuple[str, Mutation]] = [
-    ("model-name-with-nul", _set_in("model", "name", value="model\0.rtm")),
-    ("dataset-name-with-space", _set_in("dataset", "name", value="my data")),
     ("unknown-metric", lambda p: p["results"]["metrics"].update(f1=_metric(p))),
     ("missing-metric", _drop("results", "metrics", "ece")),
     ("metric-without-interval", lambda p: _metric(p).pop("ci_low")),
     ("confidence-above-one", lambda p: _metric(p).update(confidence=1.5)),
     ("unknown-results-key", _set_in("results", "promoted", value=True)),
     ("results-without-calibration", _drop("results", "calibration")),
-    ("negative-holdout-rows", _set_in("results", "holdout", "rows", value=-1)),
     ("leakage-with-shared-rows", _set_in("results", "holdout", "leakage", "shared_rows", value=3)),
     ("contracts-not-passed", _set_in("results", "contracts", "passed", value=False)),
     ("sanity-as-string", _set_in("results", "sanity", "finite", value="yes")),
-    ("verdict-of-unknown-status", lambda p: _verdict(p, "passed").update(status="waived")),
     ("verdict-of-unknown-kind", lambda p: _verdict(p).update(kind="vibes")),
     ("verdict-without-message", lambda p: _verdict(p).pop("message")),
     ("verdict-interval-of-three", lambda p: _verdict(p).update(interval=[0.1, 0.2, 0.3])),
@@ -1372,6 +1380,10 @@ EVALUATION_PREDICATE_LOADER_ONLY_REFUSALS: list[tuple[str, Mutation]] = [
     (
         "listed-gate-whose-verdict-passed",
         lambda p: p["gates"]["failed"].append(_verdict(p, "passed")["name"]),
+    ),
+    (
+        "more-positives-than-rows",
+        lambda p: p["results"]["holdout"].update(positives=p["results"]["holdout"]["rows"] + 1),
     ),
 ]
 

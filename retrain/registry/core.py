@@ -1,0 +1,586 @@
+"""The registry's writes and its audit: promote, roll back, audit, under one lock.
+
+A write verifies, appends and commits under the lock: the model's files are
+snapshotted and its chain verified on that copy (``store``); the rules are
+checked (``rules``); the verified files enter the model store; the entry
+(naming the previous entry's hash and the policy in force) is written; then
+the checkpoint is replaced. Every file is written to a temporary name,
+flushed and renamed, so a writer killed at any point leaves the old state
+(its entry, if written, is beyond the checkpoint and never counts) or the
+new one. Readers need no lock.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from retrain._internal.fsio import atomic_write_bytes
+from retrain.attest.policy import LEGACY_FORMAT, TrustPolicy
+from retrain.attest.promotion import (
+    CHECKPOINT_PAYLOAD_TYPE,
+    STAGES,
+    Checkpoint,
+    PromotionPredicate,
+)
+from retrain.attest.statement import ResourceDescriptor, Statement
+from retrain.attest.verify import VerificationReport, verify_model
+from retrain.digest import canonical_json, sha256_bytes, sha256_file
+from retrain.errors import CheckFailed, InputError, PolicyUntrusted, RetrainError
+from retrain.registry.log import Log, LogBroken, LogEntry
+from retrain.registry.rules import (
+    apply_entry,
+    authorization_errors,
+    champion_errors,
+    dirty_errors,
+    policy_order_errors,
+    reason_errors,
+    transition_errors,
+)
+from retrain.registry.store import (
+    ModelStore,
+    candidate_names,
+    named_files,
+    named_manifests,
+    remove_tree,
+    snapshot,
+    store_problems,
+    unsafe_entries,
+)
+
+__all__ = ["AuditReport", "PromotionRefused", "PromotionResult", "Registry"]
+
+
+class PromotionRefused(CheckFailed):
+    """A promotion or rollback the registry will not record; carries every reason."""
+
+    def __init__(self, reasons: Sequence[str]) -> None:
+        self.reasons = list(dict.fromkeys(reasons))
+        super().__init__(self.reasons[0])
+
+    def lines(self) -> list[str]:
+        return self.reasons
+
+    def diagnostics(self) -> str:
+        return self.what
+
+
+@dataclass(frozen=True)
+class PromotionResult:
+    entry: LogEntry
+    checkpoint: Checkpoint
+    notes: tuple[str, ...] = ()
+
+
+@dataclass
+class AuditReport:
+    ok: bool
+    entries: int
+    models: int
+    first_broken: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "entries": self.entries,
+            "models": self.models,
+            "first_broken": self.first_broken,
+            "notes": self.notes,
+        }
+
+
+@dataclass(frozen=True)
+class VerifiedModel:
+    """What the verified chain says of a model: the facts promotion rules judge."""
+
+    sha256: str
+    champion: str | None
+    tree_state: str
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _entry_bytes(envelope: Any) -> bytes:
+    return (json.dumps(envelope.to_dict(), sort_keys=True, separators=(",", ":")) + "\n").encode()
+
+
+def _verified_model(report: VerificationReport, fallback_sha: str) -> VerifiedModel:
+    """The model digest the verified build link names (never a re-hash), its champion, its tree."""
+    links = {link.link: link for link in report.links if link.trusted}
+    build = links.get("build")
+    sha = fallback_sha
+    tree_state = "unknown"
+    if build is not None and build.predicate is not None:
+        subject = build.predicate.subject("model.rtm")
+        sha = subject.sha256 if subject is not None and subject.sha256 else fallback_sha
+        tree_state = build.tree_state
+    evaluation = links.get("evaluation")
+    champion = evaluation.predicate.champion_sha256 if evaluation and evaluation.predicate else None
+    return VerifiedModel(sha, champion, tree_state)
+
+
+class Registry:
+    """The registry under ``root``, judged under ``policy`` (loaded by ``retrain.attest.trust``)."""
+
+    def __init__(
+        self, root: str | os.PathLike[str], policy: TrustPolicy, *, policy_where: str = "policy"
+    ) -> None:
+        self.root = Path(root)
+        self.policy = policy
+        self.policy_where = policy_where
+        self.log = Log(self.root, policy, policy_where)
+        self.store = ModelStore(self.root / "models")
+
+    # -- paths ---------------------------------------------------------------
+
+    @property
+    def log_dir(self) -> Path:
+        return self.log.dir
+
+    @property
+    def models_dir(self) -> Path:
+        return self.store.root
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.log.checkpoint_path
+
+    def entry_path(self, position: int) -> Path:
+        return self.log.entry_path(position)
+
+    def model_path(self, sha256: str) -> Path:
+        return self.store.path(sha256)
+
+    # -- reading -------------------------------------------------------------
+
+    def read_checkpoint(self) -> Checkpoint:
+        """The committed state, which the current policy must be allowed to follow."""
+        return self.log.read_checkpoint()
+
+    def read_entry(self, position: int) -> LogEntry:
+        return self.log.read_entry(position)
+
+    def entry_positions(self) -> list[int]:
+        return self.log.entry_positions()
+
+    def history(self) -> list[LogEntry]:
+        checkpoint = self.read_checkpoint()
+        return [self.read_entry(i) for i in range(1, checkpoint.size + 1)]
+
+    # -- writing -------------------------------------------------------------
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".lock", "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _clean_leftovers(self) -> None:
+        """Temporary files and model directories an interrupted write left (never committed)."""
+        for directory in (self.log_dir, self.root):
+            if directory.is_dir():
+                for leftover in directory.glob(".*.tmp"):  # atomic_write_bytes' temporary names
+                    leftover.unlink(missing_ok=True)
+        for leftover in list(self.store.leftovers()):
+            remove_tree(leftover)
+
+    def _discard_pending(self, checkpoint: Checkpoint) -> list[str]:
+        """Entries beyond the checkpoint were never committed (an interrupted write).
+
+        A well-formed one (signed, in place, chained to the head) is dropped;
+        anything else is refused, and the log is left untouched for an audit.
+        """
+        pending = [p for p in self.entry_positions() if p > checkpoint.size]
+        if not pending:
+            return []
+        if len(pending) > 1:
+            # One write appends one entry: two beyond the checkpoint were
+            # committed once, and the checkpoint was rolled back.
+            raise PromotionRefused(
+                [
+                    f"the log holds {len(pending)} entries beyond the checkpoint (size "
+                    f"{checkpoint.size}): an interrupted write leaves at most one; run 'retrain audit'"
+                ]
+            )
+        (position,) = pending
+        if position != checkpoint.size + 1:
+            raise PromotionRefused(
+                [
+                    f"the log has entry {position} after {checkpoint.size}, with a gap: run "
+                    "'retrain audit'"
+                ]
+            )
+        try:
+            entry = self.read_entry(position)
+        except LogBroken as exc:
+            raise PromotionRefused(
+                [f"the log has an uncommitted entry that does not verify: {exc.diagnostics()}"]
+            ) from None
+        if entry.predicate.previous_entry != checkpoint.head:
+            raise PromotionRefused(
+                [
+                    f"uncommitted entry {position} does not follow the committed head: expected "
+                    f"previous {checkpoint.head}, found {entry.predicate.previous_entry}"
+                ]
+            )
+        self.entry_path(position).unlink()
+        return [f"discarded uncommitted entry {position} (an interrupted write)"]
+
+    def _sign_checkpoint(self, state: Checkpoint, signers: Sequence[Any]) -> None:
+        from securesystemslib.dsse import Envelope
+
+        from retrain.attest.envelope import serialize_envelopes
+
+        envelope = Envelope(
+            payload=canonical_json(state.to_dict()),
+            payload_type=CHECKPOINT_PAYLOAD_TYPE,
+            signatures={},
+        )
+        for signer in signers:
+            envelope.sign(signer)
+        atomic_write_bytes(self.checkpoint_path, serialize_envelopes([envelope]))
+
+    def _append(
+        self, checkpoint: Checkpoint, predicate: PromotionPredicate, signers: Sequence[Any]
+    ) -> PromotionResult:
+        from retrain.attest.sign import sign_statement
+
+        if not os.path.lexists(self.checkpoint_path):
+            # The first write commits an empty log first: from then on, a log
+            # without a checkpoint is a deleted checkpoint, never an interrupted write.
+            self._sign_checkpoint(replace(Checkpoint.empty(), policy=predicate.policy), signers)
+        statement = Statement(
+            subjects=(
+                ResourceDescriptor(name="model.rtm", digest={"sha256": predicate.model_sha256}),
+            ),
+            predicate_type=predicate.predicate_type,
+            predicate=predicate.to_dict(),
+        )
+        envelope = sign_statement(statement.to_json_bytes(), signers)
+        data = _entry_bytes(envelope)
+        entry_hash = "sha256:" + sha256_bytes(data)
+        new_state = apply_entry(checkpoint, entry_hash, predicate)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(self.entry_path(predicate.position), data)
+        # The commit point: until this rename the entry is beyond the checkpoint.
+        self._sign_checkpoint(new_state, signers)
+        keyids = tuple(sorted(s.public_key.keyid for s in signers))
+        entry = LogEntry(
+            predicate.position, self.entry_path(predicate.position), entry_hash, predicate, keyids
+        )
+        return PromotionResult(entry=entry, checkpoint=new_state)
+
+    def _signer_ids(self, signers: Sequence[Any]) -> tuple[str, ...]:
+        """The approvers' keyids; a key the policy does not list approves nothing."""
+        keyids = sorted({s.public_key.keyid for s in signers})
+        unknown = [k for k in keyids if k not in self.policy.keys]
+        if unknown:
+            raise PromotionRefused(
+                [
+                    f"key {k[:12]} is not in the trust policy {self.policy_where}: it cannot approve"
+                    for k in unknown
+                ]
+            )
+        return tuple(keyids)
+
+    def _policy_errors(self, stage: str) -> list[str]:
+        """The policy in force must be one a registry can record, and signed for production."""
+        if self.policy.format == LEGACY_FORMAT:
+            raise InputError(
+                "the registry records the policy it works under by version, and a format-1 "
+                "policy has none",
+                where=self.policy_where,
+                expected="a format-2 policy (retrain policy init --root ...)",
+                found="policy_version 1",
+            )
+        if stage == "production" and not self.policy.signed:
+            return [
+                f"the trust policy {self.policy_where} is not signed by its root: "
+                "--insecure-unsigned-policy is for local experiments, never for production"
+            ]
+        return []
+
+    def _rule_errors(
+        self, state: Checkpoint, p: PromotionPredicate, model: VerifiedModel | None
+    ) -> list[str]:
+        errors = transition_errors(state, p, self.policy)
+        errors += policy_order_errors(state.policy, p, self.policy)
+        if model is not None:
+            errors += champion_errors(state, p, self.policy, model.champion)
+            errors += dirty_errors(self.policy, p, model.tree_state)
+        return errors
+
+    def promote(
+        self,
+        model_dir: str | os.PathLike[str],
+        stage: str,
+        *,
+        signers: Sequence[Any],
+        traffic: int | None = None,
+        reason: str = "",
+        repo_root: Path | None = None,
+        now: str | None = None,
+    ) -> PromotionResult:
+        """Verify the model's chain, check the rules, and record the promotion, or refuse."""
+        model_dir = Path(model_dir)
+        if stage not in STAGES:
+            raise InputError("unknown stage", expected=", ".join(STAGES), found=repr(stage))
+        if reason_errors(reason):
+            raise InputError(reason_errors(reason)[0], where="--reason")
+        if traffic is None:
+            traffic = {"shadow": 0, "canary": 10, "production": 100}[stage]
+        reasons = self._policy_errors(stage)
+        keyids = self._signer_ids(signers)
+        with tempfile.TemporaryDirectory(prefix="retrain-promote-") as staging:
+            staged = snapshot(model_dir, Path(staging), candidate_names(self.policy.steps))
+            if "model.rtm" not in staged.files:
+                raise InputError("no model.rtm to promote", where=str(model_dir))
+            report = verify_model(
+                staged.dir, self.policy, policy_where=self.policy_where, repo_root=repo_root
+            )
+            # The chain was verified on the copy; the lines name the directory given.
+            reasons += [f.message.replace(str(staged.dir), str(model_dir)) for f in report.failures]
+            model = _verified_model(report, staged.files["model.rtm"].sha256)
+            reasons += authorization_errors(self.policy, keyids, "promote", stage)
+
+            def planned(checkpoint: Checkpoint) -> PromotionPredicate:
+                current = checkpoint.stages.get(stage)
+                return PromotionPredicate(
+                    position=checkpoint.size + 1,
+                    previous_entry=checkpoint.head,
+                    action="promote",
+                    stage=stage,
+                    traffic=traffic,
+                    model_sha256=model.sha256,
+                    previous_model=None if current is None else current.model_sha256,
+                    approvers=keyids,
+                    time=now or _now(),
+                    reason=reason,
+                    policy=self.policy.ref,
+                )
+
+            # Decided once without the lock, so a refusal writes nothing at all
+            # (not even the lock file), then again under it, against the state
+            # the entry will really follow.
+            unlocked = self._checkpoint_or_refuse()
+            early = reasons + self._rule_errors(unlocked, planned(unlocked), model)
+            if early:
+                raise PromotionRefused(early)
+            with self._locked():
+                checkpoint = self._checkpoint_or_refuse()
+                predicate = planned(checkpoint)
+                reasons += self._rule_errors(checkpoint, predicate, model)
+                if reasons:
+                    raise PromotionRefused(reasons)
+                notes = self._discard_pending(checkpoint)
+                self._clean_leftovers()
+                self.store.add(
+                    model.sha256,
+                    staged,
+                    named_files(report, staged.dir),
+                    named_manifests(report),
+                    repo_root,
+                )
+                result = self._append(checkpoint, predicate, signers)
+        return replace(result, notes=tuple(notes))
+
+    def _checkpoint_or_refuse(self) -> Checkpoint:
+        try:
+            return self.read_checkpoint()
+        except (LogBroken, PolicyUntrusted) as exc:
+            raise PromotionRefused([exc.diagnostics()]) from None
+
+    def rollback(
+        self,
+        *,
+        signers: Sequence[Any],
+        to: str | None = None,
+        reason: str = "",
+        now: str | None = None,
+    ) -> PromotionResult:
+        """Put production back on the previous (or a named, earlier) production model."""
+        if reason_errors(reason):
+            raise InputError(reason_errors(reason)[0], where="--reason")
+        reasons = self._policy_errors("production")
+        keyids = self._signer_ids(signers)
+        with self._locked():
+            checkpoint = self._checkpoint_or_refuse()
+            current = checkpoint.stages.get("production")
+            target = self._rollback_target(checkpoint, to)
+            predicate = PromotionPredicate(
+                position=checkpoint.size + 1,
+                previous_entry=checkpoint.head,
+                action="rollback",
+                stage="production",
+                traffic=100,
+                model_sha256=target,
+                previous_model=None if current is None else current.model_sha256,
+                approvers=keyids,
+                time=now or _now(),
+                reason=reason,
+                policy=self.policy.ref,
+            )
+            reasons += authorization_errors(self.policy, keyids, "rollback", "production")
+            reasons += self._rule_errors(checkpoint, predicate, None)
+            if not reasons:
+                reasons += self._stored_model_errors(target, "rollback target")
+            if reasons:
+                raise PromotionRefused(reasons)
+            notes = self._discard_pending(checkpoint)
+            self._clean_leftovers()
+            result = self._append(checkpoint, predicate, signers)
+        return replace(result, notes=tuple(notes))
+
+    @staticmethod
+    def _rollback_target(checkpoint: Checkpoint, to: str | None) -> str:
+        current = checkpoint.stages.get("production")
+        target = to
+        if target is None and current is not None:
+            # The model that served production most recently before the
+            # current one, never one production was rolled back away from.
+            earlier = [
+                h
+                for h in checkpoint.production_history
+                if h != current.model_sha256 and h not in checkpoint.rolled_back
+            ]
+            target = earlier[-1] if earlier else None
+        if target is None:
+            raise PromotionRefused(["no earlier production model to roll back to"])
+        matches = (
+            sorted({h for h in checkpoint.production_history if h.startswith(target)})
+            if len(target) < 64
+            else [target]
+        )
+        if len(matches) > 1:
+            raise PromotionRefused(
+                [f"rollback target {target!r} is ambiguous: " + ", ".join(m[:12] for m in matches)]
+            )
+        return matches[0] if matches else target
+
+    def _stored_model_errors(self, sha: str, what: str) -> list[str]:
+        """The stored model is in place, is these bytes, holds nothing else, and its chain verifies."""
+        stored = self.model_path(sha)
+        if not stored.is_dir() or stored.is_symlink():
+            return [f"{what} {sha[:12]} is not in the registry's model store"]
+        unsafe = unsafe_entries(stored)
+        if unsafe:
+            return unsafe[:1]
+        stored_model = stored / "model.rtm"
+        found = sha256_file(stored_model).sha256 if stored_model.is_file() else "no model.rtm"
+        if found != sha:
+            return [
+                f"the stored model {stored} is not the {what}: expected sha256 {sha}, found {found}"
+            ]
+        report = verify_model(stored, self.policy, policy_where=self.policy_where, repo_root=stored)
+        if not report.ok:
+            return [f"{what} {sha[:12]}: {f.message}" for f in report.failures]
+        return store_problems(stored, named_files(report, stored), named_manifests(report))[:1]
+
+    # -- audit ---------------------------------------------------------------
+
+    def audit(self, *, verify_models: bool = True) -> AuditReport:
+        """Re-verify the log from the first entry, every model it names, and the store."""
+        report = AuditReport(ok=True, entries=0, models=0)
+
+        def broken(message: str) -> AuditReport:
+            report.ok = False
+            report.first_broken = message
+            return report
+
+        try:
+            checkpoint = self.read_checkpoint()
+            positions = self.entry_positions()
+        except RetrainError as exc:
+            return broken(exc.diagnostics())
+        committed = [p for p in positions if p <= checkpoint.size]
+        if committed != list(range(1, checkpoint.size + 1)):
+            missing = sorted(set(range(1, checkpoint.size + 1)) - set(committed))
+            return broken(
+                f"entry {missing[0]} is missing: the checkpoint commits {checkpoint.size} "
+                f"entries, the log holds {len(committed)}"
+            )
+        state = replace(Checkpoint.empty(), policy=checkpoint.policy if not committed else None)
+        verified: set[str] = set()
+        for scanned in self.log.scan(committed):
+            if isinstance(scanned, str):
+                return broken(scanned)
+            position, entry_hash, p, signers = scanned
+            problem = self._audit_entry(state, position, p, signers)
+            if problem is None and verify_models and p.model_sha256 not in verified:
+                model_problems = self._stored_model_errors(p.model_sha256, "model")
+                problem = f"entry {position}: {model_problems[0]}" if model_problems else None
+                verified.add(p.model_sha256)
+            if problem is not None:
+                return broken(problem)
+            state = apply_entry(state, entry_hash, p)
+            report.entries += 1
+        if state.to_dict() != checkpoint.to_dict():
+            return broken(
+                f"the checkpoint does not match the log: expected size {state.size} head "
+                f"{state.head}, found size {checkpoint.size} head {checkpoint.head}"
+            )
+        if verify_models:
+            stray = self._stray_models(verified)
+            if stray:
+                return broken(stray)
+        for position in (p for p in positions if p > checkpoint.size):
+            try:
+                entry = self.read_entry(position)
+            except LogBroken as exc:
+                return broken(f"beyond the checkpoint: {exc.diagnostics()}")
+            if position != checkpoint.size + 1 or entry.predicate.previous_entry != checkpoint.head:
+                return broken(
+                    f"entry {position} beyond the checkpoint does not follow the committed head"
+                )
+            report.notes.append(
+                f"entry {position} is beyond the checkpoint: an interrupted write, not committed"
+            )
+        report.models = len(verified)
+        return report
+
+    def _audit_entry(
+        self, state: Checkpoint, position: int, p: PromotionPredicate, signers: tuple[str, ...]
+    ) -> str | None:
+        """Why a scanned entry does not follow ``state`` under the policy it was made under."""
+        where = self.entry_path(position)
+        try:
+            policy = self.log.policy_for(p.policy, where=str(where))
+        except LogBroken as exc:
+            return f"entry {position}: {exc.diagnostics()}"
+        errors = authorization_errors(policy, signers, p.action, p.stage)
+        if errors:
+            return f"{where}: entry {position}: {errors[0]}"
+        if p.previous_entry != state.head:
+            return (
+                f"entry {position} does not follow entry {position - 1}: expected previous "
+                f"{state.head}, found {p.previous_entry}"
+            )
+        errors = policy_order_errors(state.policy, p, self.policy)
+        errors += transition_errors(state, p, policy)
+        return f"entry {position}: {errors[0]}" if errors else None
+
+    def _stray_models(self, named: set[str]) -> str | None:
+        """A directory in the model store that no entry names (hidden leftovers aside)."""
+        if not self.models_dir.is_dir():
+            return None
+        for path in sorted(self.models_dir.iterdir()):
+            if path.name.startswith(".") and path.is_dir() and not path.is_symlink():
+                continue  # an interrupted write's temporary directory
+            if path.name not in named:
+                return f"{path}: in the model store, but no entry names it"
+        return None
