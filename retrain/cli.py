@@ -304,11 +304,13 @@ def _load_policy(path: Path, trust_roots: tuple[str, ...], insecure: bool):  # t
 
 
 def _reason(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    from retrain.errors import InputError
     from retrain.registry.rules import reason_errors
 
     errors = reason_errors(value)
     if errors:
-        raise click.BadParameter(errors[0])
+        # Not click.BadParameter: click would print its usage block around the line.
+        raise InputError(errors[0], where="--reason")
     return value
 
 

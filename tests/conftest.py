@@ -57,9 +57,7 @@ def test_policy_path(
         expires=datetime(2100, 1, 1, tzinfo=UTC),
         allow_dirty=STAGES,
     )
-    return write_policy(
-        tmp_path_factory.mktemp("policy") / "policy.json", policy, test_signing_key
-    )
+    return write_policy(tmp_path_factory.mktemp("policy") / "policy.json", policy, test_signing_key)
 
 
 # ---------------------------------------------------------------------------

@@ -7,6 +7,7 @@ otherwise, so a test signs with the same private keys it names.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,9 +17,9 @@ from securesystemslib.signer import CryptoSigner
 from retrain._internal.fsio import atomic_write_json
 from retrain.attest.keys import KeyPairPaths, load_signer
 from retrain.attest.policy import TrustPolicy
-from retrain.attest.trust import sign_policy_file, write_policy_file
+from retrain.attest.trust import read_policy_file, sign_policy_file, write_policy_file
 
-__all__ = ["signer_of", "write_policy", "write_raw_policy"]
+__all__ = ["signer_of", "write_policy", "write_raw_policy", "write_successor"]
 
 
 def signer_of(key: KeyPairPaths | CryptoSigner | Path) -> CryptoSigner:
@@ -48,4 +49,24 @@ def write_raw_policy(
     atomic_write_json(path, content)
     if roots:
         sign_policy_file(path, [signer_of(r) for r in roots])
+    return path
+
+
+def write_successor(
+    path: Path,
+    previous: Path,
+    policy: TrustPolicy,
+    *roots: KeyPairPaths | CryptoSigner | Path,
+) -> Path:
+    """``policy`` as the next version of the signed policy at ``previous``, carrying its history.
+
+    ``roots`` must include the previous version's root threshold and this
+    one's for the result to verify (a test of a bad rotation signs with fewer).
+    """
+    current, history = read_policy_file(previous)
+    assert not isinstance(current, TrustPolicy), "a format-1 policy has no version"
+    successor = dataclasses.replace(policy, version=current.policy.version + 1).with_digest()
+    write_policy_file(
+        path, successor, previous=(*history, current), signers=[signer_of(r) for r in roots]
+    )
     return path

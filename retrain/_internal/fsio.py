@@ -157,7 +157,16 @@ def load_json_strict(data: bytes, *, where: str, what: str) -> object:
     except UnicodeDecodeError:
         raise InputError(f"{what} is not UTF-8 text", where=where) from None
     try:
-        return json.loads(text, object_pairs_hook=no_duplicates, parse_constant=no_constant)
+        value = json.loads(text, object_pairs_hook=no_duplicates, parse_constant=no_constant)
+        # "\ud800" parses to a lone surrogate, which no UTF-8 encoder (and so
+        # no canonical form, no signature) can take.
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+        return value
+    except UnicodeEncodeError:
+        raise InputError(
+            f"{what} holds a lone surrogate (an escape like \\ud800), which is not text",
+            where=where,
+        ) from None
     except json.JSONDecodeError as exc:
         raise InputError(
             f"{what} is malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}",

@@ -131,7 +131,7 @@ class PolicyRef:
         d = _obj(raw, where, ctx)
         _keys(d, {"version", "digest"}, set(), where, ctx)
         return cls(
-            version=_int(d["version"], where, f"{ctx}.version", 1, 2**53),
+            version=_int(d["version"], where, f"{ctx}.version", 1, 2**31),
             digest=_match(d["digest"], _HASH, where, f"{ctx}.digest"),
         )
 

@@ -129,9 +129,18 @@ def _signatures_from(raw: object, where: str, ctx: str) -> dict[str, Any]:
         if (
             not isinstance(item, dict)
             or set(item) != {"keyid", "sig"}
-            or not all(isinstance(item[k], str) for k in ("keyid", "sig"))
+            or not all(isinstance(item[k], str) and item[k] for k in ("keyid", "sig"))
         ):
-            raise PolicyError(f"{ctx}.signatures[{i}] must be {{keyid, sig}} strings", where=where)
+            raise PolicyError(
+                f"{ctx}.signatures[{i}] must be {{keyid, sig}}, non-empty strings", where=where
+            )
+        if not _KEYID.fullmatch(item["keyid"]):
+            raise PolicyError(
+                f"{ctx}.signatures[{i}].keyid",
+                where=where,
+                expected="64 lowercase hex digits",
+                found=repr(item["keyid"][:80]),
+            )
         if item["keyid"] in out:
             raise PolicyError(f"{ctx}.signatures lists key {item['keyid'][:12]} twice", where=where)
         try:
@@ -143,8 +152,12 @@ def _signatures_from(raw: object, where: str, ctx: str) -> dict[str, Any]:
 
 
 def _document(raw: object, where: str, ctx: str) -> PolicyDocument:
-    if not isinstance(raw, dict) or set(raw) - {"signed", "signatures"} or "signed" not in raw:
-        raise PolicyError(f"{ctx} must be {{signed, signatures}}", where=where)
+    if not isinstance(raw, dict) or set(raw) != {"signed", "signatures"}:
+        raise PolicyError(
+            f"{ctx} must be {{signed, signatures}}",
+            where=where,
+            found=sorted(raw) if isinstance(raw, dict) else type(raw).__name__,
+        )
     policy = TrustPolicy.from_dict(raw["signed"], where=f"{where}: {ctx}")
     if policy.format == LEGACY_FORMAT:
         raise PolicyError(
@@ -156,7 +169,7 @@ def _document(raw: object, where: str, ctx: str) -> PolicyDocument:
     return PolicyDocument(
         signed=raw["signed"],
         policy=policy,
-        signatures=_signatures_from(raw.get("signatures", []), where, ctx),
+        signatures=_signatures_from(raw["signatures"], where, ctx),
     )
 
 
@@ -191,11 +204,18 @@ def read_policy_file(
         {k: v for k, v in raw.items() if k != "previous"}, where, "the current version"
     )
     previous_raw = raw.get("previous", [])
-    if not isinstance(previous_raw, list) or len(previous_raw) >= MAX_VERSIONS:
+    if not isinstance(previous_raw, list):
         raise PolicyError(
             "previous must be a list of earlier versions, oldest first",
             where=where,
+            found=type(previous_raw).__name__,
+        )
+    if len(previous_raw) >= MAX_VERSIONS:
+        raise PolicyError(
+            "previous holds too many versions",
+            where=where,
             expected=f"fewer than {MAX_VERSIONS}",
+            found=len(previous_raw),
         )
     previous = tuple(
         _document(item, where, f"previous[{i}]") for i, item in enumerate(previous_raw)

@@ -239,6 +239,12 @@ class Registry:
                 ]
             )
         self.entry_path(position).unlink()
+        model = entry.predicate.model_sha256
+        if model not in checkpoint.reached and model not in checkpoint.production_history:
+            # Stored by the interrupted write alone: no committed entry names it.
+            stored = self.model_path(model)
+            if stored.is_dir() and not stored.is_symlink():
+                remove_tree(stored)
         return [f"discarded uncommitted entry {position} (an interrupted write)"]
 
     def _sign_checkpoint(self, state: Checkpoint, signers: Sequence[Any]) -> None:
@@ -418,6 +424,9 @@ class Registry:
             raise InputError(reason_errors(reason)[0], where="--reason")
         reasons = self._policy_errors("production")
         keyids = self._signer_ids(signers)
+        reasons += authorization_errors(self.policy, keyids, "rollback", "production")
+        if reasons:
+            raise PromotionRefused(reasons)
         with self._locked():
             checkpoint = self._checkpoint_or_refuse()
             current = checkpoint.stages.get("production")
@@ -435,7 +444,6 @@ class Registry:
                 reason=reason,
                 policy=self.policy.ref,
             )
-            reasons += authorization_errors(self.policy, keyids, "rollback", "production")
             reasons += self._rule_errors(checkpoint, predicate, None)
             if not reasons:
                 reasons += self._stored_model_errors(target, "rollback target")
@@ -484,7 +492,11 @@ class Registry:
         found = sha256_file(stored_model).sha256 if stored_model.is_file() else "no model.rtm"
         if found != sha:
             return [
-                f"the stored model {stored} is not the {what}: expected sha256 {sha}, found {found}"
+                f"the stored model's bytes are not {sha[:12]} ({stored}): expected sha256 {sha}, "
+                f"found {found}"
+                if what == "model"
+                else f"the stored model {stored} is not the {what}: expected sha256 {sha}, "
+                f"found {found}"
             ]
         report = verify_model(stored, self.policy, policy_where=self.policy_where, repo_root=stored)
         if not report.ok:
@@ -505,6 +517,8 @@ class Registry:
         try:
             checkpoint = self.read_checkpoint()
             positions = self.entry_positions()
+        except PolicyUntrusted:
+            raise  # the policy given is not believed: the user's error, not a break in the log
         except RetrainError as exc:
             return broken(exc.diagnostics())
         committed = [p for p in positions if p <= checkpoint.size]
@@ -534,10 +548,7 @@ class Registry:
                 f"the checkpoint does not match the log: expected size {state.size} head "
                 f"{state.head}, found size {checkpoint.size} head {checkpoint.head}"
             )
-        if verify_models:
-            stray = self._stray_models(verified)
-            if stray:
-                return broken(stray)
+        pending: set[str] = set()
         for position in (p for p in positions if p > checkpoint.size):
             try:
                 entry = self.read_entry(position)
@@ -550,6 +561,12 @@ class Registry:
             report.notes.append(
                 f"entry {position} is beyond the checkpoint: an interrupted write, not committed"
             )
+            pending.add(entry.predicate.model_sha256)
+        if verify_models:
+            # The model an interrupted write stored is named by its uncommitted entry.
+            stray = self._stray_models(verified | pending)
+            if stray:
+                return broken(stray)
         report.models = len(verified)
         return report
 

@@ -853,21 +853,23 @@ def _policy_not_json(raw: dict[str, Any]) -> str:
 
 
 def _policy_unknown_key(raw: dict[str, Any]) -> str:
-    return json.dumps(raw | {"trust_everyone": True})
+    raw["signed"] |= {"trust_everyone": True}
+    return json.dumps(raw)
 
 
 def _policy_keyid_of_another_key(raw: dict[str, Any]) -> str:
-    entry = next(iter(raw["keys"].values()))
-    return json.dumps(raw | {"keys": {"0" * 64: entry}})
+    entry = next(iter(raw["signed"]["keys"].values()))
+    raw["signed"]["keys"] = {"0" * 64: entry}
+    return json.dumps(raw)
 
 
 def _policy_threshold_zero(raw: dict[str, Any]) -> str:
-    raw["steps"]["build"]["threshold"] = 0
+    raw["signed"]["steps"]["build"]["threshold"] = 0
     return json.dumps(raw)
 
 
 def _policy_public_key_not_a_string(raw: dict[str, Any]) -> str:
-    for entry in raw["keys"].values():
+    for entry in raw["signed"]["keys"].values():
         entry["public"] = 5
     return json.dumps(raw)
 
@@ -976,4 +978,4 @@ def test_the_retrain_command_refuses_a_malformed_policy_in_one_line(
     assert result.returncode == 2
     assert result.stdout == ""
     (line,) = result.stderr.splitlines()
-    assert line.startswith(f"retrain: error: {malformed_policy}: malformed JSON")
+    assert line.startswith(f"retrain: error: {malformed_policy}: policy is malformed JSON")

@@ -81,7 +81,7 @@ from retrain.attest.trust import load_policy
 from retrain.cli import main
 from retrain.registry import Registry
 from tests.bazel_harness import REPO_ROOT, BazelWorkspace, base_env
-from tests.policy_support import write_policy, write_raw_policy
+from tests.policy_support import write_successor
 
 pytestmark = [pytest.mark.bazel]
 
@@ -704,32 +704,42 @@ def test_rollback_refuses_an_approver_whose_key_the_policy_does_not_list(
 
 @dataclass(frozen=True)
 class TwoKeyPolicies:
-    """Both keys listed and trusted for every step; who may promote differs."""
+    """Later versions of the session's policy: both keys listed and trusted for every step.
+
+    ``lenient`` (version 2) lets either key promote and roll back; ``strict``
+    (version 3, in force from STRICT_FROM) lets only the session key.
+    """
 
     second: KeyPairPaths
-    lenient: Path  # either key may promote and roll back
-    strict: Path  # only the session key may
+    lenient: Path
+    strict: Path
+
+
+STRICT_FROM = datetime(2026, 1, 2, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
 def two_key_policies(
-    test_signing_key: KeyPairPaths, tmp_path_factory: pytest.TempPathFactory
+    test_signing_key: KeyPairPaths,
+    test_policy_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> TwoKeyPolicies:
     home = tmp_path_factory.mktemp("two-keys")
     second = generate_key_pair(home / "second.pem")
-    both = TrustPolicy.for_keys(
-        [
-            ("test-signer", test_signing_key.public.read_text()),
-            ("second", second.public.read_text()),
-        ],
-        expires=FAR_FUTURE,
-        allow_dirty=STAGES,
+    keys = [
+        ("test-signer", test_signing_key.public.read_text()),
+        ("second", second.public.read_text()),
+    ]
+    both = TrustPolicy.for_keys(keys, expires=FAR_FUTURE, allow_dirty=STAGES)
+    write_successor(home / "lenient.json", test_policy_path, both, test_signing_key)
+    only_session = TrustPolicy.for_keys(
+        keys, expires=FAR_FUTURE, allow_dirty=STAGES, not_before=STRICT_FROM
     )
-    write_policy(home / "lenient.json", both, test_signing_key)
-    strict = both.to_dict()
-    for rule in [*strict["promotion"]["stages"].values(), strict["promotion"]["rollback"]]:
+    raw = only_session.to_dict()
+    for rule in [*raw["promotion"]["stages"].values(), raw["promotion"]["rollback"]]:
         rule["functionaries"] = [test_signing_key.keyid]
-    write_raw_policy(home / "strict.json", strict, test_signing_key)
+    strict = TrustPolicy.from_dict(raw, where="strict")
+    write_successor(home / "strict.json", home / "lenient.json", strict, test_signing_key)
     return TwoKeyPolicies(second, home / "lenient.json", home / "strict.json")
 
 
@@ -977,9 +987,13 @@ def test_promote_refuses_to_discard_more_than_one_uncommitted_entry(
 def policy_without_promotion(
     test_policy_path: Path, test_signing_key: KeyPairPaths, tmp_path: Path
 ) -> Path:
+    """The next version of the session's policy, without a promotion section."""
     raw = json.loads(test_policy_path.read_text())["signed"]
     del raw["promotion"]
-    return write_raw_policy(tmp_path / "no-promotion.json", raw, test_signing_key)
+    policy = TrustPolicy.from_dict(raw, where="no-promotion")
+    return write_successor(
+        tmp_path / "no-promotion.json", test_policy_path, policy, test_signing_key
+    )
 
 
 NO_PROMOTION = "the trust policy has no promotion section: nobody may promote or roll back"
@@ -1252,29 +1266,67 @@ def test_audit_finds_a_forged_unsigned_entry(
     )
 
 
-def test_audit_finds_an_entry_signed_by_a_key_the_policy_does_not_allow_to_promote(
+def _lenient_rollout(registry: Registry, session: Any, other: Any, model: Path) -> None:
+    """Shadow on 1 January, canary by the second key on 3 January, production on 4 January."""
+    for stage, signer, day in (
+        ("shadow", session, 1),
+        ("canary", other, 3),
+        ("production", session, 4),
+    ):
+        registry.promote(
+            model, stage, signers=[signer], repo_root=REPO_ROOT, now=f"2026-01-0{day}T00:00:00Z"
+        )
+
+
+def test_audit_finds_an_entry_made_under_a_policy_version_already_replaced(
     capsys: pytest.CaptureFixture[str],
     tmp_path: Path,
     two_key_policies: TwoKeyPolicies,
     test_signing_key: KeyPairPaths,
     model_a: Path,
 ) -> None:
-    """Written under a policy that let a second key promote; audited under one that does not."""
-    second = two_key_policies.second
+    """Version 2 let a second key promote; version 3 took that away on 2 January."""
     registry = Registry(tmp_path / "registry", load_policy(two_key_policies.lenient))
-    session, other = load_signer(test_signing_key.private), load_signer(second.private)
-    registry.promote(model_a, "shadow", signers=[session], repo_root=REPO_ROOT)
-    registry.promote(model_a, "canary", signers=[other], repo_root=REPO_ROOT)
-    registry.promote(model_a, "production", signers=[session], repo_root=REPO_ROOT)
+    session, other = (
+        load_signer(test_signing_key.private),
+        load_signer(two_key_policies.second.private),
+    )
+    _lenient_rollout(registry, session, other, model_a)
     assert retrain(capsys, registry.root, two_key_policies.lenient, "audit").exit_code == 0
 
     assert_audit_finds(
         capsys,
         registry.root,
         two_key_policies.strict,
-        "entry 2: not enough approvers to promote to canary",
-        f"second ({second.keyid[:12]}) not allowed",
+        "entry 2 was made at 2026-01-03T00:00:00Z under policy version 2, which version 3 "
+        "replaced at 2026-01-02T00:00:00Z",
     )
+
+
+def test_audit_judges_each_entry_under_the_policy_version_it_was_made_under(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    two_key_policies: TwoKeyPolicies,
+    test_signing_key: KeyPairPaths,
+    model_a: Path,
+) -> None:
+    """The same log, written before version 3 took effect, stays valid under version 3."""
+    registry = Registry(tmp_path / "registry", load_policy(two_key_policies.lenient))
+    session, other = (
+        load_signer(test_signing_key.private),
+        load_signer(two_key_policies.second.private),
+    )
+    registry.promote(
+        model_a, "shadow", signers=[session], repo_root=REPO_ROOT, now="2026-01-01T00:00:00Z"
+    )
+    registry.promote(
+        model_a, "canary", signers=[other], repo_root=REPO_ROOT, now="2026-01-01T12:00:00Z"
+    )
+
+    outcome = retrain(capsys, registry.root, two_key_policies.strict, "audit")
+
+    assert outcome.exit_code == 0, outcome.stderr
+    assert outcome.stdout.startswith("OK: 2 entries"), outcome.stdout
 
 
 @pytest.mark.parametrize(("model", "first_entry"), [("a", 1), ("b", 4)])

@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 
 from retrain.attest.keys import KeyPairPaths, load_signer
+from retrain.attest.policy import TrustPolicy
 from retrain.attest.trust import load_policy
 from retrain.registry import Registry
 from tests.adversarial.test_registry_attacks import (
@@ -37,7 +38,7 @@ from tests.adversarial.test_registry_attacks import (
     retrain,
 )
 from tests.bazel_harness import BazelWorkspace, write_champion_package
-from tests.policy_support import write_raw_policy
+from tests.policy_support import write_successor
 
 pytestmark = [pytest.mark.bazel, pytest.mark.slow]
 
@@ -101,7 +102,9 @@ def champion_policy(
     raw = json.loads(test_policy_path.read_text())["signed"]
     raw["promotion"]["stages"]["production"]["require_champion"] = True
     path = tmp_path_factory.mktemp("champion-policy") / "policy.json"
-    write_raw_policy(path, raw, test_signing_key)
+    # The next version of the session's policy, so registries made under it chain.
+    policy = TrustPolicy.from_dict(raw, where="champion-policy")
+    write_successor(path, test_policy_path, policy, test_signing_key)
     assert load_policy(path).promotion.stages["production"].require_champion  # type: ignore[union-attr]
     return path
 
@@ -193,7 +196,16 @@ def test_a_model_not_evaluated_against_the_serving_model_is_refused(
         f"expected champion {c}, found {other} (the policy requires it; rebuild the "
         "candidate with that model as its champion)"
     )
-    # The rule is the policy's: without it, the same promotion lands.
-    outcome = retrain(capsys, root, test_policy_path, *args)
+    # The rule is the policy's: under its next version, without it, the same promotion lands.
+    raw = json.loads(champion_policy.read_text())["signed"]
+    raw["promotion"]["stages"]["production"]["require_champion"] = False
+    lax = write_successor(
+        tmp_path / "lax.json",
+        champion_policy,
+        TrustPolicy.from_dict(raw, where="lax"),
+        test_signing_key,
+    )
+    outcome = retrain(capsys, root, lax, *args)
     assert outcome.exit_code == 0, outcome.stderr
-    assert registry.read_checkpoint().stages["production"].model_sha256 == model_sha(model_a)
+    state = Registry(root, load_policy(lax)).read_checkpoint()
+    assert state.stages["production"].model_sha256 == model_sha(model_a)

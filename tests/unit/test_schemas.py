@@ -2,9 +2,10 @@
 
 Real files (the checked-in manifests, recipes and trust policy) and files the
 code writes (a model header, provenance statements, attestation predicates,
-policies, DSSE envelopes, promotion entries and registry checkpoints) must
+trust policies and the signed files around them, DSSE envelopes, promotion
+entries and registry checkpoints, each version retrain still reads) must
 validate; damaged variants must not, and where the loader is the authority it
-must refuse them too. The Python snippets in docs/*.md are executed and
+must refuse them too, each with one error line. The Python snippets in docs/*.md are executed and
 compared with the library, so the documented algorithms cannot drift from the
 implemented ones. Everything is built here: no test needs a prior Bazel build.
 """
@@ -29,28 +30,43 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from jsonschema import Draft202012Validator
+from referencing import Registry, Resource
 
 from retrain.attest.envelope import read_envelopes, serialize_envelopes
 from retrain.attest.keys import KeyPairPaths, generate_key_pair, load_signer
 from retrain.attest.policy import TrustPolicy
-from retrain.attest.trust import load_policy
 from retrain.attest.predicates import (
     DATASET_V1,
     EVALUATION_V2,
     DatasetPredicate,
     EvaluationPredicate,
 )
-from retrain.attest.promotion import Checkpoint, PromotionPredicate, StageState
+from retrain.attest.promotion import (
+    CHECKPOINT_V1,
+    CHECKPOINT_V2,
+    PROMOTION_V1,
+    PROMOTION_V2,
+    Checkpoint,
+    PolicyRef,
+    PromotionPredicate,
+    StageState,
+)
 from retrain.attest.provenance import (
     BuildProvenance,
     ResourceDescriptor,
     digest_of_description,
 )
-from retrain.attest.sign import LINK_FILES, sign_chain, sign_statement
+from retrain.attest.sign import BUILD_SUBJECTS, LINK_FILES, sign_chain, sign_statement
 from retrain.attest.statement import Statement
+from retrain.attest.trust import (
+    PolicyDocument,
+    load_policy,
+    read_policy_file,
+    write_policy_file,
+)
 from retrain.datagen import GeneratorSpec, generate_table
-from retrain.digest import sha256_bytes, sha256_file, tree_digest
-from retrain.errors import RetrainError
+from retrain.digest import canonical_json, sha256_bytes, sha256_file, tree_digest
+from retrain.errors import PolicyError, PolicyUntrusted, RetrainError
 from retrain.gates import load_gate_spec
 from retrain.hermetic import ACTION_ENV, blas_report, expected_blas_coretype
 from retrain.manifest import DataManifest, create_manifest, load_manifest
@@ -62,6 +78,7 @@ from retrain.serialize import model_to_bytes, read_model_header
 from retrain.split import holdout_mask
 from retrain.train import train_model
 from retrain.validation import validate_candidate
+from tests.policy_support import signer_of, write_policy
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS = REPO / "docs"
@@ -76,9 +93,18 @@ Mutation = Callable[[Json], None]
 
 
 @cache
+def _schema_registry() -> Registry:
+    """Every schema under its $id, so that one may refer to another (a policy file to its policy)."""
+    schemas = [_read_json(path) for path in sorted(SCHEMAS.glob("*.schema.json"))]
+    return Registry().with_resources(
+        (schema["$id"], Resource.from_contents(schema)) for schema in schemas
+    )
+
+
+@cache
 def _validator(name: str) -> Draft202012Validator:
     schema = json.loads((SCHEMAS / name).read_text(encoding="utf-8"))
-    return Draft202012Validator(schema)
+    return Draft202012Validator(schema, registry=_schema_registry())
 
 
 def _errors(schema_name: str, instance: object) -> list[str]:
@@ -112,21 +138,30 @@ def _read_json(path: Path) -> Json:
 # The schemas themselves
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        "manifest.v1.schema.json",
-        "recipe.v1.schema.json",
-        "model-header.v1.schema.json",
-        "provenance.v1.schema.json",
-        "dataset-predicate.v1.schema.json",
-        "evaluation-predicate.v2.schema.json",
-        "policy.v1.schema.json",
-        "dsse-envelope.schema.json",
-        "promotion-predicate.v1.schema.json",
-        "registry-checkpoint.v1.schema.json",
-    ],
-)
+SCHEMA_NAMES = [
+    "manifest.v1.schema.json",
+    "recipe.v1.schema.json",
+    "model-header.v1.schema.json",
+    "provenance.v1.schema.json",
+    "dataset-predicate.v1.schema.json",
+    "evaluation-predicate.v2.schema.json",
+    "metrics.v2.schema.json",
+    "policy.v1.schema.json",
+    "policy.v2.schema.json",
+    "policy-file.v2.schema.json",
+    "dsse-envelope.schema.json",
+    "promotion-predicate.v1.schema.json",
+    "promotion-predicate.v2.schema.json",
+    "registry-checkpoint.v1.schema.json",
+    "registry-checkpoint.v2.schema.json",
+]
+
+
+def test_every_schema_file_is_checked() -> None:
+    assert sorted(p.name for p in SCHEMAS.glob("*.json")) == sorted(SCHEMA_NAMES)
+
+
+@pytest.mark.parametrize("name", SCHEMA_NAMES)
 def test_schema_is_a_valid_draft_2020_12_schema_with_a_retrain_id(name: str) -> None:
     schema = _read_json(SCHEMAS / name)
 
@@ -554,6 +589,15 @@ def _blas_rows() -> list[Json]:
         return blas_report()
 
 
+# The build's outputs besides the model: with it, what a build link names (BUILD_SUBJECTS).
+BUILD_OUTPUTS = {
+    "gates.txt": b"PASSED: 12 of 12 gates passed\n",
+    "metrics.json": b"{}\n",
+    "report.html": b"<!doctype html><title>validation report</title>\n",
+    "train_report.json": json.dumps({"training": {"rows_total": 3000}}).encode(),
+}
+
+
 @pytest.fixture(scope="module")
 def built_statement(tiny_model_bytes: bytes) -> Json:
     """A statement assembled from real inputs the way cmd_provenance assembles it."""
@@ -564,10 +608,11 @@ def built_statement(tiny_model_bytes: bytes) -> Json:
         + [manifest_path, "models/candidate.recipe.json", "models/BUILD.bazel", "WORKSPACE"]
     )
     source_files = [(s, sha256_file(REPO / s).sha256) for s in sources]
-    report = json.dumps({"training": {"rows_total": 3000}}).encode()
+    outputs = {"model.rtm": tiny_model_bytes, **BUILD_OUTPUTS}
+    assert sorted(outputs) == sorted(BUILD_SUBJECTS)
     subjects = tuple(
         ResourceDescriptor(name=name, digest={"sha256": sha256_bytes(data)})
-        for name, data in (("model.rtm", tiny_model_bytes), ("train_report.json", report))
+        for name, data in sorted(outputs.items())
     )
     site_digest = "sha256:" + "7a" * 32
     machine = platform.machine().lower()
@@ -923,11 +968,6 @@ def evaluation_predicate(tiny_model: Model, tiny_model_bytes: bytes, tiny_table:
         tiny_table,
         quality_failures=("holdout: rows measured 600, expected >= 5000",),
     )
-
-
-@pytest.fixture(scope="module")
-def checked_in_policy() -> Json:
-    return _read_json(POLICY)
 
 
 @pytest.fixture(scope="module")
@@ -1423,12 +1463,57 @@ def test_evaluation_predicate_loader_refuses_a_metric_that_is_not_finite(
         EvaluationPredicate.from_dict(damaged, where="predicate")
 
 
-# Trust policy
+# Trust policy: its signed content (format 2), the file around it, and format 1
+
+# The checked-in policy's root key; version 1 of the policy starts trust there.
+ROOT_KEYID = "db654a6762ab5cbee99f2f378a5ad84fbf133e0f518d663f5ed9c4c82796a6d6"
 
 
-def test_checked_in_policy_matches_the_policy_schema_and_loads(checked_in_policy: Json) -> None:
-    assert _errors("policy.v1.schema.json", checked_in_policy) == []
-    policy = load_policy(POLICY)
+def _as_format_1(signed: Json) -> Json:
+    """A format-2 policy's content written as the unsigned format 1 of earlier releases."""
+    legacy = {k: v for k, v in signed.items() if k not in ("version", "notBefore", "root")}
+    return {**copy.deepcopy(legacy), "policy_version": 1}
+
+
+def _public_keys(key_pairs: dict[str, KeyPairPaths]) -> list[tuple[str, str]]:
+    return [(name, pair.public.read_text(encoding="ascii")) for name, pair in key_pairs.items()]
+
+
+def _refused(call: Callable[[], object], error: type[RetrainError] = RetrainError) -> None:
+    """``call`` refuses with one line of ``error``; any other exception fails the test."""
+    with pytest.raises(error) as refused:
+        call()
+    line = str(refused.value)
+    assert line and "\n" not in line
+
+
+@pytest.fixture(scope="module")
+def checked_in_policy_file() -> Json:
+    return _read_json(POLICY)
+
+
+@pytest.fixture(scope="module")
+def checked_in_policy(checked_in_policy_file: Json) -> Json:
+    """The checked-in policy's content: the ``signed`` object of its file."""
+    signed: Json = checked_in_policy_file["signed"]
+    return signed
+
+
+@pytest.fixture(scope="module")
+def legacy_policy(checked_in_policy: Json) -> Json:
+    return _as_format_1(checked_in_policy)
+
+
+def test_checked_in_policy_file_matches_the_policy_file_schema_and_loads(
+    checked_in_policy_file: Json, checked_in_policy: Json
+) -> None:
+    assert _errors("policy-file.v2.schema.json", checked_in_policy_file) == []
+    assert _errors("policy.v2.schema.json", checked_in_policy) == []
+    assert checked_in_policy["root"]["functionaries"] == [ROOT_KEYID]
+    policy = load_policy(POLICY, trust_roots=[ROOT_KEYID])
+    assert policy.signed and policy.format == 2
+    assert policy.version == checked_in_policy["version"]
+    assert policy.digest == "sha256:" + sha256_bytes(canonical_json(checked_in_policy))
     assert list(policy.steps) == ["dataset", "holdout", "build", "evaluation"]
     assert policy.steps["holdout"].predicate_type == DATASET_V1
     assert policy.steps["evaluation"].predicate_type == EVALUATION_V2
@@ -1456,7 +1541,7 @@ def test_policy_written_for_generated_keys_matches_the_policy_schema(
     steps: tuple[str, ...],
 ) -> None:
     built = TrustPolicy.for_keys(
-        [(name, pair.public.read_text(encoding="ascii")) for name, pair in key_pairs.items()],
+        _public_keys(key_pairs),
         expires=FAR_FUTURE,
         step_keys=step_keys,
         thresholds=thresholds,
@@ -1464,37 +1549,60 @@ def test_policy_written_for_generated_keys_matches_the_policy_schema(
     )
     raw = json.loads(json.dumps(built.to_dict()))
 
-    assert sorted(raw["keys"]) == sorted(pair.keyid for pair in key_pairs.values())
-    assert list(raw["steps"]) == list(steps)
     every_key = sorted(pair.keyid for pair in key_pairs.values())
+    assert (raw["policy_version"], raw["version"]) == (2, 1)
+    assert raw["root"] == {"functionaries": every_key, "threshold": 1}  # its own keys sign it
+    assert sorted(raw["keys"]) == every_key
+    assert list(raw["steps"]) == list(steps)
     for step in set(steps) - set(step_keys or {}):  # a step not named: every key may sign it
         assert sorted(raw["steps"][step]["functionaries"]) == every_key
-    assert _errors("policy.v1.schema.json", raw) == []
+    assert _errors("policy.v2.schema.json", raw) == []
+    assert TrustPolicy.from_dict(raw, where="policy.json").to_dict() == raw
+
+
+def test_policy_with_a_root_of_its_own_and_dirty_builds_up_to_canary_matches_the_schema(
+    key_pairs: dict[str, KeyPairPaths],
+) -> None:
+    release, ci = key_pairs["release"], key_pairs["ci"]
+    built = TrustPolicy.for_keys(
+        [("release", release.public.read_text(encoding="ascii"))],
+        root_keys=[("ci", ci.public.read_text(encoding="ascii"))],
+        expires=FAR_FUTURE,
+        version=7,
+        not_before=datetime(2026, 12, 1, tzinfo=UTC),
+        allow_dirty=("shadow", "canary"),
+        description="release signs, ci holds the root",
+    )
+    raw = json.loads(json.dumps(built.to_dict()))
+
+    assert raw["root"] == {"functionaries": [ci.keyid], "threshold": 1}
+    assert sorted(raw["keys"]) == sorted([release.keyid, ci.keyid])  # the root key is listed
+    assert raw["steps"]["build"]["functionaries"] == [release.keyid]  # and approves no step
+    assert {s: r["allow_dirty"] for s, r in raw["promotion"]["stages"].items()} == {
+        "shadow": True,
+        "canary": True,
+        "production": False,
+    }
+    assert (raw["version"], raw["notBefore"]) == (7, "2026-12-01T00:00:00Z")
+    assert _errors("policy.v2.schema.json", raw) == []
     assert TrustPolicy.from_dict(raw, where="policy.json").to_dict() == raw
 
 
 def test_policy_written_without_promotion_rules_matches_the_policy_schema(
     key_pairs: dict[str, KeyPairPaths],
 ) -> None:
-    built = TrustPolicy.for_keys(
-        [(name, pair.public.read_text(encoding="ascii")) for name, pair in key_pairs.items()],
-        expires=FAR_FUTURE,
-        promotion=False,
-    )
+    built = TrustPolicy.for_keys(_public_keys(key_pairs), expires=FAR_FUTURE, promotion=False)
     raw = json.loads(json.dumps(built.to_dict()))
 
     assert "promotion" not in raw
-    assert _errors("policy.v1.schema.json", raw) == []
+    assert _errors("policy.v2.schema.json", raw) == []
     assert TrustPolicy.from_dict(raw, where="policy.json").promotion is None
 
 
 def test_policy_with_two_approvers_for_production_matches_the_schema_and_loads(
     key_pairs: dict[str, KeyPairPaths],
 ) -> None:
-    built = TrustPolicy.for_keys(
-        [(name, pair.public.read_text(encoding="ascii")) for name, pair in key_pairs.items()],
-        expires=FAR_FUTURE,
-    )
+    built = TrustPolicy.for_keys(_public_keys(key_pairs), expires=FAR_FUTURE)
     raw = json.loads(json.dumps(built.to_dict()))
     release, ci = key_pairs["release"].keyid, key_pairs["ci"].keyid
     raw["promotion"]["stages"] = {
@@ -1508,20 +1616,276 @@ def test_policy_with_two_approvers_for_production_matches_the_schema_and_loads(
     }
     raw["promotion"]["rollback"] = {"functionaries": [release], "threshold": 1}
 
-    assert _errors("policy.v1.schema.json", raw) == []
+    assert _errors("policy.v2.schema.json", raw) == []
     promotion = TrustPolicy.from_dict(raw, where="policy.json").promotion
     assert promotion is not None
     assert promotion.stages["production"].threshold == 2
     assert promotion.stages["canary"].max_traffic == 100  # absent: the loader's default
     assert promotion.stages["production"].require_champion is False  # absent: off
+    # allow_dirty absent: only shadow admits a build from a tree that was not clean.
+    assert {s: r.allow_dirty for s, r in promotion.stages.items()} == {
+        "shadow": True,
+        "canary": False,
+        "production": False,
+    }
 
     raw["promotion"]["stages"]["production"]["require_champion"] = True
-    assert _errors("policy.v1.schema.json", raw) == []
+    assert _errors("policy.v2.schema.json", raw) == []
     loaded = TrustPolicy.from_dict(raw, where="policy.json")
     assert loaded.promotion is not None and loaded.promotion.stages["production"].require_champion
-    # It survives a round trip, and only an explicit true is written.
-    assert loaded.to_dict()["promotion"]["stages"]["production"]["require_champion"] is True
+    # It survives a round trip; only an explicit true is written, allow_dirty always is.
+    written = loaded.to_dict()["promotion"]["stages"]
+    assert written["production"]["require_champion"] is True
+    assert [written[s]["allow_dirty"] for s in ("shadow", "canary", "production")] == [
+        True,
+        False,
+        False,
+    ]
+    assert _errors("policy.v2.schema.json", loaded.to_dict()) == []
     assert promotion.rollback_functionaries == (release,)
+
+
+# The policy file: signatures and earlier versions around the content
+
+
+def test_policy_file_signed_by_its_root_matches_the_policy_file_schema_and_loads(
+    tmp_path: Path, key_pairs: dict[str, KeyPairPaths]
+) -> None:
+    built = TrustPolicy.for_keys(_public_keys(key_pairs), expires=FAR_FUTURE)
+    path = write_policy(tmp_path / "policy.json", built, key_pairs["release"], key_pairs["ci"])
+    raw = _read_json(path)
+
+    assert [s["keyid"] for s in raw["signatures"]] == sorted(p.keyid for p in key_pairs.values())
+    assert "previous" not in raw
+    assert _errors("policy-file.v2.schema.json", raw) == []
+    loaded = load_policy(path)
+    assert loaded.signed and loaded.digest == built.digest
+    assert loaded.to_dict() == raw["signed"]
+
+
+def test_unsigned_policy_file_matches_the_schema_and_loads_only_when_unsigned_is_accepted(
+    tmp_path: Path, key_pairs: dict[str, KeyPairPaths]
+) -> None:
+    path = tmp_path / "policy.json"
+    write_policy_file(path, TrustPolicy.for_keys(_public_keys(key_pairs), expires=FAR_FUTURE))
+    raw = _read_json(path)
+
+    assert raw["signatures"] == []
+    assert _errors("policy-file.v2.schema.json", raw) == []
+    _refused(lambda: load_policy(path), PolicyUntrusted)
+    assert not load_policy(path, insecure_unsigned=True).signed
+
+
+@pytest.fixture(scope="module")
+def policy_file_with_history(
+    tmp_path_factory: pytest.TempPathFactory, key_pairs: dict[str, KeyPairPaths]
+) -> Json:
+    """Version 2 of a policy whose root moved from the release key to the ci key, and version 1."""
+    keys = _public_keys(key_pairs)
+    assert [name for name, _ in keys] == ["release", "ci"]
+    path = tmp_path_factory.mktemp("policy-history") / "policy.json"
+    first = TrustPolicy.for_keys(keys, expires=FAR_FUTURE, root_keys=keys[:1])
+    write_policy(path, first, key_pairs["release"])
+    version_1, _ = read_policy_file(path)
+    assert isinstance(version_1, PolicyDocument)
+    second = TrustPolicy.for_keys(
+        keys,
+        expires=FAR_FUTURE,
+        root_keys=keys[1:],
+        version=2,
+        not_before=datetime(2026, 12, 1, tzinfo=UTC),
+    )
+    # Signed by the root it replaces and by its own.
+    signers = [signer_of(key_pairs["release"]), signer_of(key_pairs["ci"])]
+    write_policy_file(path, second, previous=[version_1], signers=signers)
+    return _read_json(path)
+
+
+def test_policy_file_with_its_history_matches_the_schema_and_loads(
+    tmp_path: Path, policy_file_with_history: Json, key_pairs: dict[str, KeyPairPaths]
+) -> None:
+    raw = policy_file_with_history
+    path = tmp_path / "policy.json"
+    path.write_text(json.dumps(raw), encoding="utf-8")
+
+    assert [d["signed"]["version"] for d in (*raw["previous"], raw)] == [1, 2]
+    assert len(raw["signatures"]) == 2
+    assert _errors("policy-file.v2.schema.json", raw) == []
+    loaded = load_policy(path, trust_roots=[key_pairs["release"].keyid])
+    assert (loaded.version, loaded.signed, sorted(loaded.history)) == (2, True, [1])
+    assert loaded.anchor.endswith("(version 1)")  # the old root vouches for the new one
+
+
+def _signature(f: Json) -> Json:
+    signature: Json = f["signatures"][0]
+    return signature
+
+
+def _previous(f: Json) -> Json:
+    earlier: Json = f["previous"][0]
+    return earlier
+
+
+def _current_as_previous(f: Json) -> Json:
+    return copy.deepcopy({"signed": f["signed"], "signatures": f["signatures"]})
+
+
+POLICY_FILE_REFUSALS: list[tuple[str, Mutation]] = [
+    ("unknown-top-level-key", _set_in("expires", value="2100-01-01T00:00:00Z")),
+    ("missing-signed", _drop("signed")),
+    ("signed-not-an-object", _set_in("signed", value=[])),
+    ("format-1-policy-inside-signed", lambda f: f.update(signed=_as_format_1(f["signed"]))),
+    (
+        "format-1-policy-in-previous",
+        lambda f: _previous(f).update(signed=_as_format_1(_previous(f)["signed"])),
+    ),
+    ("signed-version-zero", _set_in("signed", "version", value=0)),
+    ("signed-without-root", _drop("signed", "root")),
+    ("signatures-not-a-list", lambda f: f.update(signatures=_signature(f))),
+    ("signatures-as-string", _set_in("signatures", value="MEQ=")),
+    ("signature-as-string", lambda f: f.update(signatures=[_signature(f)["sig"]])),
+    ("signature-entry-with-extra-key", lambda f: _signature(f).update(cert="-----BEGIN")),
+    ("signature-without-sig", lambda f: _signature(f).pop("sig")),
+    ("signature-without-keyid", lambda f: _signature(f).pop("keyid")),
+    ("keyid-as-number", lambda f: _signature(f).update(keyid=1)),
+    ("sig-as-number", lambda f: _signature(f).update(sig=3)),
+    ("sig-not-base64", lambda f: _signature(f).update(sig="not base64!")),
+    ("sig-without-padding", lambda f: _signature(f).update(sig="eyJhYmM")),
+    ("sig-with-trailing-newline", lambda f: _signature(f).update(sig=_signature(f)["sig"] + "\n")),
+    ("signature-repeated", lambda f: f["signatures"].append(dict(_signature(f)))),
+    (
+        "more-than-64-signatures",
+        lambda f: f.update(signatures=[{"keyid": f"{i:064x}", "sig": "MEQ="} for i in range(65)]),
+    ),
+    ("previous-not-a-list", lambda f: f.update(previous=_previous(f))),
+    ("previous-null", _set_in("previous", value=None)),
+    ("previous-entry-as-string", _set_in("previous", value=["version 1"])),
+    ("previous-entry-with-unknown-key", lambda f: _previous(f).update(previous=[])),
+    ("previous-entry-without-signed", lambda f: _previous(f).pop("signed")),
+    ("previous-version-without-not-before", lambda f: _previous(f)["signed"].pop("notBefore")),
+    (
+        "previous-signature-with-extra-key",
+        lambda f: _previous(f)["signatures"][0].update(cert="-----BEGIN"),
+    ),
+    ("previous-sig-not-base64", lambda f: _previous(f)["signatures"][0].update(sig="%%%%")),
+]
+
+# Only the reader can check these: they relate entries to one another, or need the keys.
+POLICY_FILE_READER_ONLY_REFUSALS: list[tuple[str, Mutation]] = [
+    (
+        "the-same-keyid-twice",
+        lambda f: f["signatures"].append({"keyid": _signature(f)["keyid"], "sig": "MEQ="}),
+    ),
+    ("previous-version-repeated", lambda f: f["previous"].append(copy.deepcopy(_previous(f)))),
+    ("previous-newest-first", lambda f: f["previous"].insert(0, _current_as_previous(f))),
+    ("current-version-skips-one", _set_in("signed", "version", value=3)),
+    ("current-version-before-previous", _set_in("signed", "version", value=1)),
+    (
+        "signed-not-before-after-expires",
+        _set_in("signed", "notBefore", value="2100-01-02T00:00:00Z"),
+    ),
+    (
+        "previous-root-names-an-unlisted-key",
+        lambda f: _previous(f)["signed"]["root"].update(functionaries=["00" * 32]),
+    ),
+]
+
+# The reader accepts these (a missing list is an empty one; a keyid that is not
+# hex, or an empty sig, matches no key), and load_policy then finds too few
+# signatures; retrain never writes them.
+POLICY_FILE_SCHEMA_ONLY_REFUSALS: list[tuple[str, Mutation]] = [
+    ("missing-signatures", _drop("signatures")),
+    ("previous-without-signatures", lambda f: _previous(f).pop("signatures")),
+    ("signature-keyid-not-hex", lambda f: _signature(f).update(keyid="release")),
+    ("empty-sig", lambda f: _signature(f).update(sig="")),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "mutate"),
+    POLICY_FILE_REFUSALS + POLICY_FILE_SCHEMA_ONLY_REFUSALS,
+    ids=[c for c, _ in POLICY_FILE_REFUSALS + POLICY_FILE_SCHEMA_ONLY_REFUSALS],
+)
+def test_policy_file_schema_refuses_damaged_file(
+    policy_file_with_history: Json, case: str, mutate: Mutation
+) -> None:
+    damaged = _mutated(policy_file_with_history, mutate)
+
+    assert _errors("policy-file.v2.schema.json", damaged) != []
+
+
+@pytest.mark.parametrize(
+    ("case", "mutate"),
+    POLICY_FILE_REFUSALS + POLICY_FILE_READER_ONLY_REFUSALS,
+    ids=[c for c, _ in POLICY_FILE_REFUSALS + POLICY_FILE_READER_ONLY_REFUSALS],
+)
+def test_policy_file_reader_refuses_damaged_file(
+    tmp_path: Path, policy_file_with_history: Json, case: str, mutate: Mutation
+) -> None:
+    path = tmp_path / "policy.json"
+    path.write_text(json.dumps(_mutated(policy_file_with_history, mutate)), encoding="utf-8")
+
+    # Malformed, not merely untrusted: read_policy_file verifies no signature.
+    _refused(lambda: read_policy_file(path), PolicyError)
+
+
+def _first_signatures_twice(text: str) -> str:
+    # A reviewer reads the first, empty list; json.loads keeps the last.
+    return '{"signatures": [], ' + text[1:]
+
+
+def _first_expires_twice(text: str) -> str:
+    return text.replace('"expires": ', '"expires": "2000-01-01T00:00:00Z", "expires": ', 1)
+
+
+@pytest.mark.parametrize(
+    "duplicate",
+    [_first_signatures_twice, _first_expires_twice],
+    ids=["signatures-twice", "expires-twice-in-a-version"],
+)
+def test_policy_file_reader_refuses_a_key_written_twice(
+    tmp_path: Path, policy_file_with_history: Json, duplicate: Callable[[str], str]
+) -> None:
+    text = duplicate(json.dumps(policy_file_with_history))
+    path = tmp_path / "policy.json"
+    path.write_text(text, encoding="utf-8")
+
+    # The schema sees only what json.loads kept: only the strict reader can refuse this.
+    assert _errors("policy-file.v2.schema.json", json.loads(text)) == []
+    _refused(lambda: read_policy_file(path), PolicyError)
+
+
+def test_policy_file_reader_refuses_text_with_a_lone_surrogate(
+    tmp_path: Path, checked_in_policy_file: Json
+) -> None:
+    damaged = _mutated(checked_in_policy_file, _set_in("signed", "description", value="\ud800"))
+    path = tmp_path / "policy.json"
+    path.write_text(json.dumps(damaged), encoding="utf-8")  # the file holds the escape "\ud800"
+
+    _refused(lambda: read_policy_file(path), PolicyError)
+
+
+# Format 1: the unsigned policy of earlier releases
+
+
+def test_format_1_policy_matches_the_v1_schema_and_loads_only_when_unsigned_is_accepted(
+    tmp_path: Path, legacy_policy: Json
+) -> None:
+    assert _errors("policy.v1.schema.json", legacy_policy) == []
+    assert _errors("policy.v2.schema.json", legacy_policy) != []
+    loaded = TrustPolicy.from_dict(legacy_policy, where="policy.json")
+    assert (loaded.format, loaded.version, loaded.root) == (1, 0, None)
+    # Written back as it was read, allow_dirty included, as the v1 schema admits.
+    assert loaded.to_dict() == legacy_policy
+    path = tmp_path / "policy.json"
+    path.write_text(json.dumps(legacy_policy), encoding="utf-8")
+    _refused(lambda: load_policy(path), PolicyUntrusted)
+    _refused(lambda: load_policy(path, trust_roots=[ROOT_KEYID]), PolicyUntrusted)
+    assert load_policy(path, insecure_unsigned=True).anchor.startswith("unsigned")
+
+
+# ---------------------------------------------------------------------------
+# Damaged policy content
 
 
 def _key_entry(policy: Json) -> Json:
@@ -1546,10 +1910,45 @@ def _in_stage(name: str, key: str, value: object) -> Mutation:
     return lambda p: _stages(p)[name].update({key: value})
 
 
+LEGACY_POLICY_REFUSALS: list[tuple[str, Mutation]] = [
+    ("format-1-with-a-version", _set_in("version", value=1)),
+    ("format-1-with-not-before", _set_in("notBefore", value="2026-01-01T00:00:00Z")),
+    (
+        "format-1-with-a-root",
+        _set_in("root", value={"functionaries": [ROOT_KEYID], "threshold": 1}),
+    ),
+    ("unknown-policy-version", _set_in("policy_version", value=3)),
+    ("missing-expires", _drop("expires")),
+    ("threshold-zero", _in_step("dataset", "threshold", 0)),
+    ("stage-with-unknown-key", _in_stage("production", "approved_by", "release")),
+    ("allow-dirty-as-string", _in_stage("shadow", "allow_dirty", "yes")),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "mutate"), LEGACY_POLICY_REFUSALS, ids=[c for c, _ in LEGACY_POLICY_REFUSALS]
+)
+def test_policy_v1_schema_refuses_damaged_format_1_policy(
+    legacy_policy: Json, case: str, mutate: Mutation
+) -> None:
+    assert _errors("policy.v1.schema.json", _mutated(legacy_policy, mutate)) != []
+
+
+@pytest.mark.parametrize(
+    ("case", "mutate"), LEGACY_POLICY_REFUSALS, ids=[c for c, _ in LEGACY_POLICY_REFUSALS]
+)
+def test_policy_loader_refuses_damaged_format_1_policy(
+    legacy_policy: Json, case: str, mutate: Mutation
+) -> None:
+    _refused(lambda: TrustPolicy.from_dict(_mutated(legacy_policy, mutate), where="policy.json"))
+
+
 POLICY_REFUSALS: list[tuple[str, Mutation]] = [
-    ("unknown-policy-version", _set_in("policy_version", value=2)),
+    ("unknown-policy-version", _set_in("policy_version", value=3)),
+    ("format-1-policy-version", _set_in("policy_version", value=1)),
+    ("missing-policy-version", _drop("policy_version")),
     ("policy-version-as-bool", _set_in("policy_version", value=True)),
-    ("policy-version-as-string", _set_in("policy_version", value="1")),
+    ("policy-version-as-string", _set_in("policy_version", value="2")),
     ("unknown-top-level-key", _set_in("signature", value="MEUCIQ")),
     ("missing-expires", _drop("expires")),
     ("missing-steps", _drop("steps")),
@@ -1596,6 +1995,39 @@ POLICY_REFUSALS: list[tuple[str, Mutation]] = [
     ("expires-with-fraction", _set_in("expires", value="2027-11-26T00:00:00.5Z")),
     ("expires-lowercase-zone", _set_in("expires", value="2027-11-26T00:00:00z")),
     ("expires-hour-24", _set_in("expires", value="2027-11-26T24:00:00Z")),
+    # The policy's own version, validity start and root (format 2)
+    ("missing-version", _drop("version")),
+    ("version-zero", _set_in("version", value=0)),
+    ("negative-version", _set_in("version", value=-1)),
+    ("version-as-bool", _set_in("version", value=True)),
+    ("version-as-string", _set_in("version", value="1")),
+    ("version-with-fraction", _set_in("version", value=1.5)),
+    ("version-null", _set_in("version", value=None)),
+    ("version-above-2-to-the-31", _set_in("version", value=2**31 + 1)),
+    ("missing-not-before", _drop("notBefore")),
+    ("not-before-without-zone", _set_in("notBefore", value="2026-12-05T00:00:00")),
+    ("not-before-date-only", _set_in("notBefore", value="2026-12-05")),
+    ("not-before-with-offset", _set_in("notBefore", value="2026-12-05T00:00:00+01:00")),
+    ("not-before-with-fraction", _set_in("notBefore", value="2026-12-05T00:00:00.5Z")),
+    ("not-before-month-13", _set_in("notBefore", value="2026-13-05T00:00:00Z")),
+    ("not-before-as-number", _set_in("notBefore", value=1796428800)),
+    ("not-before-null", _set_in("notBefore", value=None)),
+    ("missing-root", _drop("root")),
+    ("root-null", _set_in("root", value=None)),
+    ("root-as-list", lambda p: p.update(root=[p["root"]])),
+    ("root-with-unknown-key", _set_in("root", "expires", value="2027-11-26T00:00:00Z")),
+    ("root-without-functionaries", _drop("root", "functionaries")),
+    ("root-without-threshold", _drop("root", "threshold")),
+    ("root-with-empty-functionaries", _set_in("root", "functionaries", value=[])),
+    ("root-functionaries-as-string", _set_in("root", "functionaries", value=ROOT_KEYID)),
+    ("root-functionary-not-a-keyid", _set_in("root", "functionaries", value=["retrain-root"])),
+    (
+        "root-repeated-functionary",
+        lambda p: p["root"].update(functionaries=p["root"]["functionaries"] * 2),
+    ),
+    ("root-threshold-zero", _set_in("root", "threshold", value=0)),
+    ("root-threshold-as-bool", _set_in("root", "threshold", value=True)),
+    ("root-threshold-as-string", _set_in("root", "threshold", value="1")),
     # The promotion section (docs/registry.md)
     ("promotion-not-an-object", _set_in("promotion", value=[])),
     ("promotion-without-stages", _drop("promotion", "stages")),
@@ -1630,6 +2062,9 @@ POLICY_REFUSALS: list[tuple[str, Mutation]] = [
     ("require-champion-on-shadow", _in_stage("shadow", "require_champion", False)),
     ("require-champion-as-string", _in_stage("production", "require_champion", "yes")),
     ("require-champion-as-number", _in_stage("production", "require_champion", 1)),
+    ("allow-dirty-as-string", _in_stage("shadow", "allow_dirty", "yes")),
+    ("allow-dirty-as-number", _in_stage("canary", "allow_dirty", 0)),
+    ("allow-dirty-null", _in_stage("production", "allow_dirty", None)),
     ("after-empty", _in_stage("canary", "after", [])),
     ("after-as-string", _in_stage("canary", "after", "shadow")),
     ("after-names-its-own-stage", _in_stage("canary", "after", ["canary"])),
@@ -1655,10 +2090,11 @@ POLICY_SCHEMA_ONLY_REFUSALS: list[tuple[str, Mutation]] = [
 
 
 def _other_keyid(p: Json) -> None:
-    keyid, entry = next(iter(p["keys"].items()))
+    """The first key listed under a keyid that is not its own; every rule follows the rename."""
+    keyid = next(iter(p["keys"]))
     other = "00" * 32
-    p["keys"] = {other: entry}
-    rules = [*p["steps"].values(), *_stages(p).values(), p["promotion"]["rollback"]]
+    p["keys"] = {(other if k == keyid else k): entry for k, entry in p["keys"].items()}
+    rules = [p["root"], *p["steps"].values(), *_stages(p).values(), p["promotion"]["rollback"]]
     for rule in rules:
         rule["functionaries"] = [other if f == keyid else f for f in rule["functionaries"]]
 
@@ -1683,6 +2119,11 @@ POLICY_LOADER_ONLY_REFUSALS: list[tuple[str, Mutation]] = [
             "-----END PUBLIC KEY-----\n"
         ),
     ),
+    ("not-before-after-expires", _set_in("notBefore", value="2028-01-01T00:00:00Z")),
+    ("not-before-equal-to-expires", lambda p: p.update(notBefore=p["expires"])),
+    ("not-before-not-a-date", _set_in("notBefore", value="2026-02-30T00:00:00Z")),
+    ("root-functionary-not-listed", _set_in("root", "functionaries", value=["00" * 32])),
+    ("root-threshold-above-functionaries", _set_in("root", "threshold", value=2)),
 ]
 
 
@@ -1694,7 +2135,7 @@ POLICY_LOADER_ONLY_REFUSALS: list[tuple[str, Mutation]] = [
 def test_policy_schema_refuses_damaged_policy(
     checked_in_policy: Json, case: str, mutate: Mutation
 ) -> None:
-    assert _errors("policy.v1.schema.json", _mutated(checked_in_policy, mutate)) != []
+    assert _errors("policy.v2.schema.json", _mutated(checked_in_policy, mutate)) != []
 
 
 @pytest.mark.parametrize(
@@ -1705,8 +2146,9 @@ def test_policy_schema_refuses_damaged_policy(
 def test_policy_loader_refuses_damaged_policy(
     checked_in_policy: Json, case: str, mutate: Mutation
 ) -> None:
-    with pytest.raises(RetrainError):
-        TrustPolicy.from_dict(_mutated(checked_in_policy, mutate), where="policy.json")
+    _refused(
+        lambda: TrustPolicy.from_dict(_mutated(checked_in_policy, mutate), where="policy.json")
+    )
 
 
 # Promotion registry: log entries and checkpoints (docs/registry.md)
@@ -1716,6 +2158,16 @@ MODEL_B = "77" * 32
 KEY_OPS = "0d" * 32
 KEY_RELEASE = "1b" * 32
 ENTRY_HASH = "sha256:" + "c3" * 32
+# The trust policy in force: version 2 entries and checkpoints record it, version 1 predate it.
+POLICY_REF = PolicyRef(version=3, digest="sha256:" + "d5" * 32)
+PROMOTION_SCHEMAS = {
+    PROMOTION_V1: "promotion-predicate.v1.schema.json",
+    PROMOTION_V2: "promotion-predicate.v2.schema.json",
+}
+CHECKPOINT_SCHEMAS = {
+    CHECKPOINT_V1: "registry-checkpoint.v1.schema.json",
+    CHECKPOINT_V2: "registry-checkpoint.v2.schema.json",
+}
 
 
 def _entry(**changes: Any) -> PromotionPredicate:
@@ -1733,6 +2185,15 @@ def _entry(**changes: Any) -> PromotionPredicate:
         reason="shadow clean for a day",
     )
     return dataclasses.replace(entry, **changes)
+
+
+def _at(entry: PromotionPredicate, predicate_type: str) -> PromotionPredicate:
+    """``entry`` as that version writes it: v2 names the policy in force, v1 none."""
+    return dataclasses.replace(entry, policy=POLICY_REF if predicate_type == PROMOTION_V2 else None)
+
+
+def _promotion_json(predicate_type: str) -> Json:
+    return json.loads(json.dumps(_at(_entry(), predicate_type).to_dict()))  # type: ignore[no-any-return]
 
 
 PROMOTION_ENTRIES: list[tuple[str, PromotionPredicate]] = [
@@ -1764,19 +2225,28 @@ PROMOTION_ENTRIES: list[tuple[str, PromotionPredicate]] = [
 ]
 
 
+@pytest.mark.parametrize("predicate_type", [PROMOTION_V1, PROMOTION_V2], ids=["v1", "v2"])
 @pytest.mark.parametrize(
     "entry", [e for _, e in PROMOTION_ENTRIES], ids=[c for c, _ in PROMOTION_ENTRIES]
 )
-def test_promotion_predicate_matches_the_schema_and_loads_back(entry: PromotionPredicate) -> None:
+def test_promotion_predicate_matches_the_schema_and_loads_back(
+    entry: PromotionPredicate, predicate_type: str
+) -> None:
+    entry = _at(entry, predicate_type)
     raw = json.loads(json.dumps(entry.to_dict()))
 
-    assert _errors("promotion-predicate.v1.schema.json", raw) == []
-    assert PromotionPredicate.from_dict(raw, where="entry") == entry
+    assert entry.predicate_type == predicate_type
+    assert ("policy" in raw) == (predicate_type == PROMOTION_V2)
+    assert _errors(PROMOTION_SCHEMAS[predicate_type], raw) == []
+    loaded = PromotionPredicate.from_dict(raw, where="entry", predicate_type=predicate_type)
+    assert loaded == entry
 
 
-@pytest.fixture(scope="module")
-def promotion_predicate() -> Json:
-    return json.loads(json.dumps(_entry().to_dict()))  # type: ignore[no-any-return]
+@pytest.fixture(scope="module", params=[PROMOTION_V1, PROMOTION_V2], ids=["v1", "v2"])
+def promotion_predicate(request: pytest.FixtureRequest) -> tuple[str, Json]:
+    """A canary promotion as each version writes it: (predicate type, predicate)."""
+    predicate_type: str = request.param
+    return predicate_type, _promotion_json(predicate_type)
 
 
 PROMOTION_PREDICATE_REFUSALS: list[tuple[str, Mutation]] = [
@@ -1839,11 +2309,11 @@ PROMOTION_PREDICATE_LOADER_ONLY_REFUSALS: list[tuple[str, Mutation]] = [
     ids=[c for c, _ in PROMOTION_PREDICATE_REFUSALS],
 )
 def test_promotion_predicate_schema_refuses_damaged_predicate(
-    promotion_predicate: Json, case: str, mutate: Mutation
+    promotion_predicate: tuple[str, Json], case: str, mutate: Mutation
 ) -> None:
-    damaged = _mutated(promotion_predicate, mutate)
+    predicate_type, predicate = promotion_predicate
 
-    assert _errors("promotion-predicate.v1.schema.json", damaged) != []
+    assert _errors(PROMOTION_SCHEMAS[predicate_type], _mutated(predicate, mutate)) != []
 
 
 @pytest.mark.parametrize(
@@ -1852,17 +2322,84 @@ def test_promotion_predicate_schema_refuses_damaged_predicate(
     ids=[c for c, _ in PROMOTION_PREDICATE_REFUSALS + PROMOTION_PREDICATE_LOADER_ONLY_REFUSALS],
 )
 def test_promotion_predicate_loader_refuses_damaged_predicate(
-    promotion_predicate: Json, case: str, mutate: Mutation
+    promotion_predicate: tuple[str, Json], case: str, mutate: Mutation
 ) -> None:
-    with pytest.raises(RetrainError):
-        PromotionPredicate.from_dict(_mutated(promotion_predicate, mutate), where="entry")
+    predicate_type, predicate = promotion_predicate
+    damaged = _mutated(predicate, mutate)
+
+    _refused(
+        lambda: PromotionPredicate.from_dict(damaged, where="entry", predicate_type=predicate_type)
+    )
+
+
+def _policy_ref_refusals(
+    v1: str, v2: str, *, v1_claims_v2: Mutation | None = None, v2_claims_v1: Mutation | None = None
+) -> list[tuple[str, str, Mutation]]:
+    """What a policy reference may not be: v2 requires a well-formed one, v1 forbids it."""
+    cases: list[tuple[str, str, Mutation]] = [
+        (v2, "v2-without-policy", _drop("policy")),
+        (v2, "policy-null", _set_in("policy", value=None)),
+        (v2, "policy-as-string", _set_in("policy", value=POLICY_REF.digest)),
+        (v2, "policy-with-unknown-key", _set_in("policy", "expires", value="2100-01-01T00:00:00Z")),
+        (v2, "policy-without-version", _drop("policy", "version")),
+        (v2, "policy-without-digest", _drop("policy", "digest")),
+        (v2, "policy-version-zero", _set_in("policy", "version", value=0)),
+        (v2, "policy-version-as-bool", _set_in("policy", "version", value=True)),
+        (v2, "policy-version-as-string", _set_in("policy", "version", value="3")),
+        (v2, "policy-version-with-fraction", _set_in("policy", "version", value=2.5)),
+        (v2, "policy-digest-without-prefix", _set_in("policy", "digest", value="d5" * 32)),
+        (v2, "policy-digest-uppercase", _set_in("policy", "digest", value="sha256:" + "D5" * 32)),
+        (v2, "policy-digest-short", _set_in("policy", "digest", value="sha256:" + "d5" * 31)),
+        (
+            v2,
+            "policy-digest-other-algorithm",
+            _set_in("policy", "digest", value="md5:" + "d5" * 16),
+        ),
+        (v1, "v1-with-policy", _set_in("policy", value=POLICY_REF.to_dict())),
+    ]
+    if v1_claims_v2 is not None and v2_claims_v1 is not None:
+        cases += [(v1, "v1-claiming-v2", v1_claims_v2), (v2, "v2-claiming-v1", v2_claims_v1)]
+    return cases
+
+
+# The predicate type is the statement's, outside the predicate: an entry is read
+# as the version its statement names.
+PROMOTION_POLICY_REFUSALS = _policy_ref_refusals(PROMOTION_V1, PROMOTION_V2)
+
+
+@pytest.mark.parametrize(
+    ("predicate_type", "case", "mutate"),
+    PROMOTION_POLICY_REFUSALS,
+    ids=[c for _, c, _ in PROMOTION_POLICY_REFUSALS],
+)
+def test_promotion_predicate_schema_refuses_a_wrong_policy_reference(
+    predicate_type: str, case: str, mutate: Mutation
+) -> None:
+    damaged = _mutated(_promotion_json(predicate_type), mutate)
+
+    assert _errors(PROMOTION_SCHEMAS[predicate_type], damaged) != []
+
+
+@pytest.mark.parametrize(
+    ("predicate_type", "case", "mutate"),
+    PROMOTION_POLICY_REFUSALS,
+    ids=[c for _, c, _ in PROMOTION_POLICY_REFUSALS],
+)
+def test_promotion_predicate_loader_refuses_a_wrong_policy_reference(
+    predicate_type: str, case: str, mutate: Mutation
+) -> None:
+    damaged = _mutated(_promotion_json(predicate_type), mutate)
+
+    _refused(
+        lambda: PromotionPredicate.from_dict(damaged, where="entry", predicate_type=predicate_type)
+    )
 
 
 def _served(model: str, traffic: int, position: int, *approvers: str) -> StageState:
     return StageState(model, traffic, position, approvers, f"2026-11-26T20:0{position}:00Z")
 
 
-def _checkpoint() -> Checkpoint:
+def _checkpoint(policy: PolicyRef | None = None) -> Checkpoint:
     """Model B in canary at 25% while model A serves production."""
     return Checkpoint(
         size=5,
@@ -1874,20 +2411,32 @@ def _checkpoint() -> Checkpoint:
         },
         production_history=(MODEL_A,),
         reached={MODEL_A: ("canary", "production", "shadow"), MODEL_B: ("canary", "shadow")},
+        policy=policy,
     )
 
 
+def _checkpoint_json(version: str) -> Json:
+    policy = POLICY_REF if version == CHECKPOINT_V2 else None
+    return json.loads(json.dumps(_checkpoint(policy).to_dict()))  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("policy", [None, POLICY_REF], ids=["v1", "v2"])
 @pytest.mark.parametrize(
     "checkpoint", [Checkpoint.empty(), _checkpoint()], ids=["empty-log", "five-entries"]
 )
-def test_checkpoint_matches_the_schema_and_loads_back(checkpoint: Checkpoint) -> None:
-    raw = json.loads(json.dumps(checkpoint.to_dict()))
+def test_checkpoint_matches_the_schema_and_loads_back(
+    checkpoint: Checkpoint, policy: PolicyRef | None
+) -> None:
+    # A registry records its policy before the first entry: an empty log may be v2.
+    raw = json.loads(json.dumps(dataclasses.replace(checkpoint, policy=policy).to_dict()))
 
-    assert _errors("registry-checkpoint.v1.schema.json", raw) == []
+    assert raw["checkpoint"] == (CHECKPOINT_V1 if policy is None else CHECKPOINT_V2)
+    assert _errors(CHECKPOINT_SCHEMAS[raw["checkpoint"]], raw) == []
     assert Checkpoint.from_dict(raw, where="checkpoint").to_dict() == raw
 
 
-def test_every_checkpoint_a_log_leads_to_matches_the_schema() -> None:
+@pytest.mark.parametrize("predicate_type", [PROMOTION_V1, PROMOTION_V2], ids=["v1", "v2"])
+def test_every_checkpoint_a_log_leads_to_matches_the_schema(predicate_type: str) -> None:
     """The states a write commits: promotions up the stages, a second model, a rollback."""
     log = [
         _entry(
@@ -1915,18 +2464,19 @@ def test_every_checkpoint_a_log_leads_to_matches_the_schema() -> None:
         ),
     ]
     state = Checkpoint.empty()
-    for entry in log:
+    for entry in (_at(e, predicate_type) for e in log):
         state = apply_entry(state, f"sha256:{entry.position:064x}", entry)
         raw = json.loads(json.dumps(state.to_dict()))
 
-        assert _errors("registry-checkpoint.v1.schema.json", raw) == [], entry.position
+        assert state.policy == entry.policy  # the policy of the head entry
+        assert _errors(CHECKPOINT_SCHEMAS[raw["checkpoint"]], raw) == [], entry.position
         assert Checkpoint.from_dict(raw, where="checkpoint").to_dict() == raw
     assert state.production_history == (MODEL_B, MODEL_A)  # each model once, latest last
 
 
-@pytest.fixture(scope="module")
-def checkpoint() -> Json:
-    return json.loads(json.dumps(_checkpoint().to_dict()))  # type: ignore[no-any-return]
+@pytest.fixture(scope="module", params=[CHECKPOINT_V1, CHECKPOINT_V2], ids=["v1", "v2"])
+def checkpoint(request: pytest.FixtureRequest) -> Json:
+    return _checkpoint_json(request.param)
 
 
 def _canary_state(c: Json) -> Json:
@@ -1938,7 +2488,8 @@ CHECKPOINT_REFUSALS: list[tuple[str, Mutation]] = [
     ("unknown-top-level-key", _set_in("signedAt", value="2026-11-26T20:01:23Z")),
     ("missing-reached", _drop("reached")),
     ("missing-production-history", _drop("productionHistory")),
-    ("other-version", _set_in("checkpoint", value="https://retrain.dev/registry/checkpoint/v2")),
+    ("unknown-version", _set_in("checkpoint", value="https://retrain.dev/registry/checkpoint/v3")),
+    ("missing-version", _drop("checkpoint")),
     ("negative-size", _set_in("size", value=-1)),
     ("size-as-string", _set_in("size", value="5")),
     ("size-as-bool", _set_in("size", value=True)),
@@ -1995,7 +2546,9 @@ CHECKPOINT_LOADER_ONLY_REFUSALS: list[tuple[str, Mutation]] = [
 def test_checkpoint_schema_refuses_damaged_checkpoint(
     checkpoint: Json, case: str, mutate: Mutation
 ) -> None:
-    assert _errors("registry-checkpoint.v1.schema.json", _mutated(checkpoint, mutate)) != []
+    schema = CHECKPOINT_SCHEMAS[checkpoint["checkpoint"]]
+
+    assert _errors(schema, _mutated(checkpoint, mutate)) != []
 
 
 @pytest.mark.parametrize(
@@ -2006,8 +2559,43 @@ def test_checkpoint_schema_refuses_damaged_checkpoint(
 def test_checkpoint_loader_refuses_damaged_checkpoint(
     checkpoint: Json, case: str, mutate: Mutation
 ) -> None:
-    with pytest.raises(RetrainError):
-        Checkpoint.from_dict(_mutated(checkpoint, mutate), where="checkpoint")
+    _refused(lambda: Checkpoint.from_dict(_mutated(checkpoint, mutate), where="checkpoint"))
+
+
+# The version is named inside a checkpoint: no checkpoint schema may admit these.
+CHECKPOINT_POLICY_REFUSALS = _policy_ref_refusals(
+    CHECKPOINT_V1,
+    CHECKPOINT_V2,
+    v1_claims_v2=_set_in("checkpoint", value=CHECKPOINT_V2),
+    v2_claims_v1=_set_in("checkpoint", value=CHECKPOINT_V1),
+)
+
+
+@pytest.mark.parametrize(
+    ("version", "case", "mutate"),
+    CHECKPOINT_POLICY_REFUSALS,
+    ids=[c for _, c, _ in CHECKPOINT_POLICY_REFUSALS],
+)
+def test_checkpoint_schemas_refuse_a_wrong_policy_reference(
+    version: str, case: str, mutate: Mutation
+) -> None:
+    damaged = _mutated(_checkpoint_json(version), mutate)
+
+    for schema in CHECKPOINT_SCHEMAS.values():
+        assert _errors(schema, damaged) != [], schema
+
+
+@pytest.mark.parametrize(
+    ("version", "case", "mutate"),
+    CHECKPOINT_POLICY_REFUSALS,
+    ids=[c for _, c, _ in CHECKPOINT_POLICY_REFUSALS],
+)
+def test_checkpoint_loader_refuses_a_wrong_policy_reference(
+    version: str, case: str, mutate: Mutation
+) -> None:
+    damaged = _mutated(_checkpoint_json(version), mutate)
+
+    _refused(lambda: Checkpoint.from_dict(damaged, where="checkpoint"))
 
 
 # DSSE envelopes
@@ -2047,9 +2635,8 @@ def test_every_line_sign_chain_writes_matches_the_dsse_schema(
     key_pairs: dict[str, KeyPairPaths],
 ) -> None:
     (tmp_path / "model.rtm").write_bytes(tiny_model_bytes)
-    (tmp_path / "train_report.json").write_bytes(
-        json.dumps({"training": {"rows_total": 3000}}).encode()
-    )
+    for name, data in BUILD_OUTPUTS.items():
+        (tmp_path / name).write_bytes(data)
     dataset = _dataset_predicate(tiny_table, root="data/default")
     # A manifest at the repository root names no file of the model directory:
     # dataset links are never checked for file subjects when signing.
