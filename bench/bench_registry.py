@@ -4,7 +4,7 @@ Usage: python bench/bench_registry.py MODEL_A MODEL_B --key PRIVATE.pem [--entri
 
 MODEL_A and MODEL_B are two signed model directories (e.g. two builds of
 //models:candidate with different recipes) signed by PRIVATE.pem. The
-script writes a policy trusting that key, promotes both through shadow,
+script writes a policy trusting that key (signed by it as its root), promotes both through shadow,
 canary and production with the real `Registry.promote`, then grows the log to
 ENTRIES with real signed rollback entries written through the registry's own
 append path (model verification skipped while growing, to build the log in
@@ -34,10 +34,10 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from retrain._internal.fsio import atomic_write_json
 from retrain.attest.keys import load_signer
 from retrain.attest.policy import TrustPolicy
-from retrain.attest.promotion import PromotionPredicate
+from retrain.attest.promotion import STAGES, PromotionPredicate
+from retrain.attest.trust import load_policy, write_policy_file
 from retrain.registry import Registry
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,6 +65,7 @@ def grow(registry: Registry, entries: int, signer: object) -> None:
             approvers=(signer.public_key.keyid,),  # type: ignore[attr-defined]
             time=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             reason="benchmark",
+            policy=registry.policy.ref,
         )
         registry._append(checkpoint, predicate, [signer])
 
@@ -80,12 +81,14 @@ def main() -> int:
     signer = load_signer(args.key)
     work = Path(tempfile.mkdtemp(prefix="retrain-bench-registry-"))
     try:
-        policy = TrustPolicy.for_keys(
+        built = TrustPolicy.for_keys(
             [("bench", signer.public_key.keyval["public"])],
             expires=datetime(2100, 1, 1, tzinfo=UTC),
+            allow_dirty=STAGES,  # the models may come from a working tree
         )
         policy_path = work / "policy.json"
-        atomic_write_json(policy_path, policy.to_dict())
+        write_policy_file(policy_path, built, signers=[signer])
+        policy = load_policy(policy_path)
         registry = Registry(work / "registry", policy, policy_where=str(policy_path))
         for model in (args.model_a, args.model_b):
             for stage, traffic in (("shadow", 0), ("canary", 10), ("production", 100)):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -52,11 +53,14 @@ from retrain.registry.store import (
     named_manifests,
     remove_tree,
     snapshot,
+    stage_manifests,
     store_problems,
     unsafe_entries,
 )
 
 __all__ = ["AuditReport", "PromotionRefused", "PromotionResult", "Registry"]
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class PromotionRefused(CheckFailed):
@@ -387,6 +391,12 @@ class Registry:
             early = reasons + self._rule_errors(unlocked, planned(unlocked), model)
             if early:
                 raise PromotionRefused(early)
+            # The manifests join the staging copy before the lock too: what
+            # the store takes under it comes only from there, already checked.
+            named = named_files(report, staged.dir)
+            manifests = named_manifests(report) if repo_root is not None else {}
+            if repo_root is not None:
+                staged = stage_manifests(staged, manifests, named, repo_root)
             with self._locked():
                 checkpoint = self._checkpoint_or_refuse()
                 predicate = planned(checkpoint)
@@ -395,13 +405,7 @@ class Registry:
                     raise PromotionRefused(reasons)
                 notes = self._discard_pending(checkpoint)
                 self._clean_leftovers()
-                self.store.add(
-                    model.sha256,
-                    staged,
-                    named_files(report, staged.dir),
-                    named_manifests(report),
-                    repo_root,
-                )
+                self.store.add(model.sha256, staged, named, manifests)
                 result = self._append(checkpoint, predicate, signers)
         return replace(result, notes=tuple(notes))
 
@@ -564,9 +568,10 @@ class Registry:
             pending.add(entry.predicate.model_sha256)
         if verify_models:
             # The model an interrupted write stored is named by its uncommitted entry.
-            stray = self._stray_models(verified | pending)
-            if stray:
-                return broken(stray)
+            for problem, is_note in self._stray_models(verified | pending):
+                if not is_note:
+                    return broken(problem)
+                report.notes.append(problem)
         report.models = len(verified)
         return report
 
@@ -591,13 +596,35 @@ class Registry:
         errors += transition_errors(state, p, policy)
         return f"entry {position}: {errors[0]}" if errors else None
 
-    def _stray_models(self, named: set[str]) -> str | None:
-        """A directory in the model store that no entry names (hidden leftovers aside)."""
+    def _stray_models(self, named: set[str]) -> list[tuple[str, bool]]:
+        """Directories in the model store that no entry names: (line, whether only a note).
+
+        A writer killed after it stored a model and before it wrote the entry
+        leaves a complete model no entry names: if the directory is exactly
+        a stored model (named by its sha256, those bytes, a chain that
+        verifies, nothing else in it), that is a note. Anything else is a break.
+        """
         if not self.models_dir.is_dir():
-            return None
+            return []
+        found = []
         for path in sorted(self.models_dir.iterdir()):
             if path.name.startswith(".") and path.is_dir() and not path.is_symlink():
                 continue  # an interrupted write's temporary directory
-            if path.name not in named:
-                return f"{path}: in the model store, but no entry names it"
-        return None
+            if path.name in named:
+                continue
+            problems = (
+                self._stored_model_errors(path.name, "model")
+                if _SHA256.fullmatch(path.name)
+                else ["not a model's sha256"]
+            )
+            if problems:
+                found.append((f"{path}: in the model store, but no entry names it", False))
+            else:
+                found.append(
+                    (
+                        f"{path}: a verified model no entry names (an interrupted write "
+                        "stored it before its entry)",
+                        True,
+                    )
+                )
+        return found

@@ -44,6 +44,7 @@ __all__ = [
     "named_manifests",
     "remove_tree",
     "snapshot",
+    "stage_manifests",
     "store_problems",
     "unsafe_entries",
 ]
@@ -52,6 +53,7 @@ PROVENANCE_FILE = "provenance.json"  # the build link's payload, unsigned, as th
 _CHUNK = 1 << 20
 _FILE_MODE = 0o444
 _DIR_MODE = 0o555
+_REPO = ".repo"  # where staged manifests sit in the staging directory, apart from model files
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,9 @@ class Snapshot:
     source: Path
     dir: Path
     files: Mapping[str, StagedFile]
+
+    def mode(self, name: str) -> int:
+        return self.files[name].mode
 
 
 def _open_no_follow(name: str, dir_fd: int, *, where: str) -> tuple[int, os.stat_result]:
@@ -150,6 +155,41 @@ def snapshot(model_dir: Path, staging: Path, names: tuple[str, ...]) -> Snapshot
     finally:
         os.close(dir_fd)
     return Snapshot(source=model_dir, dir=staging, files=files)
+
+
+def stage_manifests(
+    staged: Snapshot, manifests: Mapping[str, str], named: Mapping[str, str], repo_root: Path
+) -> Snapshot:
+    """Copy each verified manifest from ``repo_root`` into the staging copy, checking its digest.
+
+    Reached only through real directories (``_open_beneath``), hashed while
+    copied and compared with the digest its verified dataset link names. A
+    manifest whose path would land on a model file is refused.
+    """
+    files = dict(staged.files)
+    for uri, expected in sorted(manifests.items()):
+        if uri in named or uri.split("/")[0] in named or uri.split("/")[0] == _REPO:
+            raise InputError(
+                f"manifest path {uri!r} collides with a file of the model",
+                where=str(repo_root / uri),
+                expected="a path beside the model's files, e.g. data_manifests/NAME.json",
+            )
+        fd, st = _open_beneath(repo_root, uri)
+        dest = staged.dir / _REPO / uri
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            found = _copy_hashing(fd, dest)
+        finally:
+            os.close(fd)
+        if found != expected:
+            raise CheckFailed(
+                f"manifest {uri} changed after it was verified",
+                where=str(repo_root / uri),
+                expected=f"sha256 {expected} (verified)",
+                found=f"sha256 {found}",
+            )
+        files[f"{_REPO}/{uri}"] = StagedFile(found, stat.S_IMODE(st.st_mode))
+    return Snapshot(source=staged.source, dir=staged.dir, files=files)
 
 
 def named_files(report: VerificationReport, model_dir: Path) -> dict[str, str]:
@@ -245,39 +285,32 @@ class ModelStore:
         staged: Snapshot,
         named: Mapping[str, str],
         manifests: Mapping[str, str],
-        repo_root: Path | None,
     ) -> None:
-        """Store the named files of ``staged`` (and the manifests) as model ``sha256``.
+        """Store the named files and manifests of ``staged`` as model ``sha256``.
 
-        Each file is hashed as it is copied and compared with the digest the
-        verified chain names; a difference refuses the promotion. Written to
-        a hidden temporary directory, fsynced, then renamed: a crash leaves
-        no half-stored model.
+        Everything comes from the private staging copy (``snapshot`` and
+        ``stage_manifests``); each file is hashed again as it is copied and
+        compared with the digest the verified chain names. Written to a
+        hidden temporary directory, fsynced, then renamed: a crash leaves no
+        half-stored model.
         """
         target = self.path(sha256)
         if target.is_dir():
             return
         self.root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{sha256[:12]}.", dir=self.root))
-        staging_fd = os.open(staged.dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             for name, expected in sorted(named.items()):
-                if name not in staged.files:
-                    raise CheckFailed(
-                        f"{name} is named by the verified chain but was not copied",
-                        where=str(staged.source / name),
-                    )
-                fd, _ = _open_no_follow(name, staging_fd, where=str(staged.source / name))
+                fd, _ = _open_beneath(staged.dir, name)
                 self._copy_checked(
-                    fd, tmp / name, expected, staged.files[name].mode, staged.source / name
+                    fd, tmp / name, expected, staged.mode(name), staged.source / name
                 )
-            if repo_root is not None:
-                for uri, expected in sorted(manifests.items()):
-                    fd, st = _open_beneath(repo_root, uri)
-                    (tmp / uri).parent.mkdir(parents=True, exist_ok=True)
-                    self._copy_checked(
-                        fd, tmp / uri, expected, stat.S_IMODE(st.st_mode), repo_root / uri
-                    )
+            for uri, expected in sorted(manifests.items()):
+                fd, _ = _open_beneath(staged.dir / _REPO, uri)
+                (tmp / uri).parent.mkdir(parents=True, exist_ok=True)
+                self._copy_checked(
+                    fd, tmp / uri, expected, staged.mode(f"{_REPO}/{uri}"), Path(uri)
+                )
             for path in sorted(tmp.rglob("*"), key=lambda p: -len(p.parts)):
                 if path.is_dir():
                     path.chmod(_DIR_MODE)
@@ -289,8 +322,6 @@ class ModelStore:
         except BaseException:
             remove_tree(tmp)
             raise
-        finally:
-            os.close(staging_fd)
 
     @staticmethod
     def _copy_checked(fd: int, dest: Path, expected: str, mode: int, source: Path) -> None:

@@ -189,12 +189,16 @@ def test_without_a_configured_key_the_build_creates_and_uses_a_development_key(
         "init",
         "--key",
         f"dev={dev_key.with_suffix('.pub')}",
+        "--root",
+        f"dev={dev_key.with_suffix('.pub')}",
         "--expires",
         "2100-01-01T00:00:00Z",
         "-o",
         str(policy),
     )
     assert made.returncode == 0, made.stderr
+    signed = _retrain("policy", "sign", str(policy), "--key", str(dev_key))
+    assert signed.returncode == 0, signed.stderr
     verified = _retrain("verify", str(out), "--policy", str(policy), "--repo", str(scratch.root))
     assert verified.returncode == 0, verified.stderr
     # Back to the session key, for the tests that share this output base.
