@@ -34,13 +34,23 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import retrain
 from retrain.attest.keys import load_signer
 from retrain.attest.policy import TrustPolicy
 from retrain.attest.promotion import STAGES, PromotionPredicate
-from retrain.attest.trust import load_policy, write_policy_file
 from retrain.registry import Registry
 
-ROOT = Path(__file__).resolve().parents[1]
+try:  # signed policies (issue 11); bench_registry_compare.py also runs this on older code
+    from retrain.attest.trust import load_policy, write_policy_file
+
+    SIGNED_POLICY = True
+except ImportError:
+    SIGNED_POLICY = False
+
+# The tree whose retrain is imported (bench_registry_compare.py puts an older
+# one first on PYTHONPATH): its commands run from there, so `-m retrain.cli`
+# finds the same code.
+ROOT = Path(retrain.__file__).resolve().parents[1]
 
 
 def grow(registry: Registry, entries: int, signer: object) -> None:
@@ -51,9 +61,7 @@ def grow(registry: Registry, entries: int, signer: object) -> None:
             return
         current = checkpoint.stages["production"]
         assert current is not None
-        target = next(
-            h for h in reversed(checkpoint.production_history) if h != current.model_sha256
-        )
+        target = _other(registry)
         predicate = PromotionPredicate(
             position=checkpoint.size + 1,
             previous_entry=checkpoint.head,
@@ -65,9 +73,17 @@ def grow(registry: Registry, entries: int, signer: object) -> None:
             approvers=(signer.public_key.keyid,),  # type: ignore[attr-defined]
             time=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             reason="benchmark",
-            policy=registry.policy.ref,
+            **({"policy": registry.policy.ref} if SIGNED_POLICY else {}),
         )
         registry._append(checkpoint, predicate, [signer])
+
+
+def _other(registry: Registry) -> str:
+    """The production model before the current one."""
+    checkpoint = registry.read_checkpoint()
+    current = checkpoint.stages["production"]
+    assert current is not None
+    return next(h for h in reversed(checkpoint.production_history) if h != current.model_sha256)
 
 
 def main() -> int:
@@ -81,14 +97,19 @@ def main() -> int:
     signer = load_signer(args.key)
     work = Path(tempfile.mkdtemp(prefix="retrain-bench-registry-"))
     try:
-        built = TrustPolicy.for_keys(
-            [("bench", signer.public_key.keyval["public"])],
-            expires=datetime(2100, 1, 1, tzinfo=UTC),
-            allow_dirty=STAGES,  # the models may come from a working tree
-        )
         policy_path = work / "policy.json"
-        write_policy_file(policy_path, built, signers=[signer])
-        policy = load_policy(policy_path)
+        keys = [("bench", signer.public_key.keyval["public"])]
+        expires = datetime(2100, 1, 1, tzinfo=UTC)
+        if SIGNED_POLICY:
+            # The models may come from a working tree: dirty builds everywhere.
+            built = TrustPolicy.for_keys(keys, expires=expires, allow_dirty=STAGES)
+            write_policy_file(policy_path, built, signers=[signer])
+            policy = load_policy(policy_path)
+        else:
+            from retrain._internal.fsio import atomic_write_json
+
+            policy = TrustPolicy.for_keys(keys, expires=expires)
+            atomic_write_json(policy_path, policy.to_dict())
         registry = Registry(work / "registry", policy, policy_where=str(policy_path))
         for model in (args.model_a, args.model_b):
             for stage, traffic in (("shadow", 0), ("canary", 10), ("production", 100)):
@@ -99,8 +120,11 @@ def main() -> int:
 
         latencies = []
         for _ in range(100):
+            # Named: production alternates between the two models, so the
+            # other one is always the one rolled back from (no default target).
+            target = _other(registry)
             t0 = time.perf_counter()
-            registry.rollback(signers=[signer])
+            registry.rollback(signers=[signer], to=target)
             latencies.append((time.perf_counter() - t0) * 1000)
         latencies.sort()
         env = dict(os.environ, RETRAIN_SIGNING_KEY=str(args.key))
@@ -108,20 +132,24 @@ def main() -> int:
         cli_ms = []
         for _ in range(10):
             t0 = time.perf_counter()
-            subprocess.run(
+            proc = subprocess.run(
                 [
                     *command,
                     "rollback",
+                    "--to",
+                    _other(registry),
                     "--registry",
                     str(registry.root),
                     "--policy",
                     str(policy_path),
                 ],
-                check=True,
+                check=False,
                 capture_output=True,
                 env=env,
                 cwd=ROOT,
             )
+            if proc.returncode:
+                raise SystemExit(f"retrain rollback failed: {proc.stderr.strip()}")
             cli_ms.append((time.perf_counter() - t0) * 1000)
         size = registry.read_checkpoint().size
         t0 = time.perf_counter()

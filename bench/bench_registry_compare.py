@@ -5,9 +5,10 @@ Usage: python bench/bench_registry_compare.py MODEL_A MODEL_B --key PRIVATE.pem
 
 Checks out ``--baseline`` (default: 6c07302, the last commit before signed
 policies and the verified model store) in a temporary git worktree and runs
-*its own* ``bench/bench_registry.py`` against its own code, then this tree's,
-alternating for ``--rounds`` rounds on the same machine, with the same two
-models, key and log size. Each side is the best (lowest) of its rounds. Prints
+this tree's ``bench/bench_registry.py`` (which works with either API) once
+with the baseline's ``retrain`` first on the import path, then with this
+tree's, alternating for ``--rounds`` rounds on the same machine, with the
+same two models, key and log size. Each side is the best (lowest) of its rounds. Prints
 both sides and the ratio after/before; writes
 bench/results/registry_compare.json.
 
@@ -40,7 +41,7 @@ def run_side(tree: Path, args: argparse.Namespace, out: Path) -> dict[str, float
     subprocess.run(
         [
             sys.executable,
-            str(tree / "bench" / "bench_registry.py"),
+            str(ROOT / "bench" / "bench_registry.py"),
             str(args.model_a.resolve()),
             str(args.model_b.resolve()),
             "--key",

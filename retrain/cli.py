@@ -397,13 +397,16 @@ def _check_recorded_policy(
     than the one given: a checkpoint this policy cannot judge is a note,
     unless the registry was named; a policy rollback is always refused.
     """
-    from retrain.registry import LogBroken, Registry
+    from retrain.registry import Registry
+    from retrain.registry.log import CheckpointUnknownSigners
 
     if not explicit and not (registry_dir / "checkpoint.json").exists():
         return None
     try:
         checkpoint = Registry(registry_dir, policy, policy_where=str(policy_path)).read_checkpoint()
-    except LogBroken as exc:
+    except CheckpointUnknownSigners as exc:
+        # Well formed, signed by keys this policy does not know: another
+        # project's (or policy's) registry. Any other defect is not excused.
         if explicit:
             raise
         return f"registry {registry_dir} not consulted: {exc.diagnostics()}"

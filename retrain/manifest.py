@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from retrain._internal.fsio import loads_strict, read_regular_bytes
 from retrain.digest import dataset_digest, sha256_files
 from retrain.errors import (
     CheckFailed,
@@ -43,6 +44,7 @@ __all__ = [
     "ManifestEntry",
     "create_manifest",
     "load_manifest",
+    "manifest_from_bytes",
     "validate_relative_path",
     "verify_dataset",
     "verify_directory",
@@ -288,21 +290,38 @@ def _fields_from_dict(raw: object, *, where: str) -> tuple[SchemaField, ...]:
     return tuple(out)
 
 
+MAX_MANIFEST_BYTES = 256 << 20  # a manifest lists files: ~200 bytes each
+
+
 def load_manifest(path: str | os.PathLike[str]) -> DataManifest:
-    """Read and validate a manifest file; one clear error for any defect."""
+    """Read and validate a manifest file; one clear error for any defect.
+
+    Read only as a regular file of bounded size, without blocking on a FIFO.
+    """
     where = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError("manifest not found", where=where) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ManifestError("cannot read manifest", where=where, hint=str(exc)) from None
+        data = read_regular_bytes(path, limit=MAX_MANIFEST_BYTES, what="manifest")
+    except InputError as exc:
+        if exc.what == "manifest not found":
+            raise
+        raise ManifestError(exc.what, where=where, expected=exc.expected, found=exc.found) from None
+    return manifest_from_bytes(data, where=where)
+
+
+def manifest_from_bytes(data: bytes, *, where: str) -> DataManifest:
+    """A manifest from bytes already read (and, by a verifier, already hashed)."""
     try:
-        raw = json.loads(text)
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ManifestError("cannot read manifest", where=where, hint="not UTF-8 text") from None
+    try:
+        raw = loads_strict(text)
     except json.JSONDecodeError as exc:
         raise ManifestError(
             f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}", where=where
         ) from None
+    except (ValueError, RecursionError) as exc:  # duplicate keys, over-long numbers, nesting
+        raise ManifestError("malformed JSON", where=where, found=str(exc).split(":")[0]) from None
     return DataManifest.from_dict(raw, where=where)
 
 

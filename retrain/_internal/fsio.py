@@ -19,11 +19,13 @@ from pathlib import Path
 from retrain.errors import InputError
 
 __all__ = [
+    "StrictJSONError",
     "atomic_write_bytes",
     "atomic_write_json",
     "atomic_write_text",
     "file_kind",
     "load_json_strict",
+    "loads_strict",
     "pretty_json",
     "read_regular_bytes",
 ]
@@ -133,40 +135,50 @@ def file_kind(mode: int) -> str:
     return "an unknown kind of file"
 
 
-def load_json_strict(data: bytes, *, where: str, what: str) -> object:
-    """JSON that a person reviewing it and a program reading it see alike.
+class StrictJSONError(ValueError):
+    """JSON that parses but has no single meaning: a key twice, a lone surrogate."""
 
-    Refuses duplicate keys (a reviewer sees the first, ``json`` keeps the
-    last), non-UTF-8 bytes, NaN/Infinity, over-long numbers and over-deep
-    nesting, each as one ``InputError`` line.
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for key, value in pairs:
+        if key in out:
+            raise StrictJSONError(f"the key {key!r} appears twice in one object")
+        out[key] = value
+    return out
+
+
+def _no_constant(name: str) -> object:
+    raise StrictJSONError(f"{name} is not JSON")
+
+
+def loads_strict(text: str | bytes) -> object:
+    """``json.loads`` that a person reviewing the text and a program reading it see alike.
+
+    Refuses (``StrictJSONError``, a ``ValueError``) duplicate keys (a reviewer
+    sees the first, ``json`` keeps the last), NaN/Infinity, and a lone
+    surrogate escape (``\\ud800``), which no UTF-8 encoder (so no canonical
+    form, no signature, no terminal) can take. Malformed JSON, over-long
+    numbers and over-deep nesting raise as ``json.loads`` does.
     """
+    value = json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise StrictJSONError("a lone surrogate escape (like \\ud800) is not text") from None
+    return value
 
-    def no_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
-        out: dict[str, object] = {}
-        for key, value in pairs:
-            if key in out:
-                raise InputError(f"{what} has the key {key!r} twice", where=where)
-            out[key] = value
-        return out
 
-    def no_constant(name: str) -> object:
-        raise InputError(f"{what} holds {name}, which is not JSON", where=where)
-
+def load_json_strict(data: bytes, *, where: str, what: str) -> object:
+    """``loads_strict`` of UTF-8 bytes, every refusal one ``InputError`` line."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise InputError(f"{what} is not UTF-8 text", where=where) from None
     try:
-        value = json.loads(text, object_pairs_hook=no_duplicates, parse_constant=no_constant)
-        # "\ud800" parses to a lone surrogate, which no UTF-8 encoder (and so
-        # no canonical form, no signature) can take.
-        json.dumps(value, ensure_ascii=False).encode("utf-8")
-        return value
-    except UnicodeEncodeError:
-        raise InputError(
-            f"{what} holds a lone surrogate (an escape like \\ud800), which is not text",
-            where=where,
-        ) from None
+        return loads_strict(text)
+    except StrictJSONError as exc:
+        raise InputError(f"{what} is not usable JSON: {exc}", where=where) from None
     except json.JSONDecodeError as exc:
         raise InputError(
             f"{what} is malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}",

@@ -13,7 +13,7 @@ import json
 import os
 from typing import Any
 
-from retrain._internal.fsio import atomic_write_bytes, read_regular_bytes
+from retrain._internal.fsio import atomic_write_bytes, loads_strict, read_regular_bytes
 from retrain.errors import EnvelopeError, InputError
 
 __all__ = ["read_envelopes", "read_link_envelope", "serialize_envelopes", "write_envelopes"]
@@ -66,7 +66,7 @@ def read_envelopes(path: str | os.PathLike[str]) -> list[Any]:
         if not line.strip():
             continue
         try:
-            raw = json.loads(line)
+            raw = loads_strict(line)
         except (ValueError, RecursionError) as exc:
             # Besides malformed JSON, json.loads refuses over-long integers
             # (ValueError) and over-deep nesting (RecursionError): all unusable.

@@ -92,9 +92,11 @@ def load_signer(path: Path):  # type: ignore[no-untyped-def]
         raise KeyFileError("private key not found", where=str(path)) from None
     except OSError as exc:
         raise KeyFileError("cannot read private key", where=str(path), hint=exc.strerror) from None
+    from cryptography.exceptions import UnsupportedAlgorithm
+
     try:
         key = load_pem_private_key(data, password=None)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         raise KeyFileError(
             "not an unencrypted PEM private key", where=str(path), hint=str(exc).splitlines()[0]
         ) from None
@@ -108,13 +110,14 @@ def load_signer(path: Path):  # type: ignore[no-untyped-def]
 
 def load_public_key(pem: str, *, where: str):  # type: ignore[no-untyped-def]
     """An SSlibKey from a PEM public key (ECDSA P-256); its keyid is computed, not trusted."""
+    from cryptography.exceptions import UnsupportedAlgorithm
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.hazmat.primitives.serialization import load_pem_public_key
     from securesystemslib.signer import SSlibKey
 
     try:
         key = load_pem_public_key(pem.encode("ascii"))
-    except (ValueError, UnicodeEncodeError) as exc:
+    except (ValueError, UnicodeEncodeError, UnsupportedAlgorithm) as exc:
         raise KeyFileError(
             "not a PEM public key", where=where, hint=str(exc).splitlines()[0]
         ) from None

@@ -79,7 +79,8 @@ def parse_time(value: object, *, where: str | None, ctx: str) -> datetime:
 
 
 def format_time(value: datetime) -> str:
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+    """As ``parse_time`` reads it; the year zero-padded (strftime's %Y is not, below 1000)."""
+    return f"{value.year:04d}-" + value.strftime("%m-%dT%H:%M:%SZ")
 
 
 def _functionaries(

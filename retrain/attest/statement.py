@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from retrain._internal.fsio import pretty_json
+from retrain._internal.fsio import loads_strict, pretty_json
 from retrain.errors import InputError
 
 __all__ = ["PAYLOAD_TYPE", "STATEMENT_V1", "ResourceDescriptor", "Statement"]
@@ -137,7 +137,7 @@ class Statement:
     @classmethod
     def from_json_bytes(cls, data: bytes, *, where: str) -> Statement:
         try:
-            raw = json.loads(data.decode("utf-8"))
+            raw = loads_strict(data.decode("utf-8"))
         except (ValueError, RecursionError) as exc:  # also over-long numbers, over-deep nesting
             problem = (
                 f"{exc.msg} at column {exc.colno}"

@@ -39,7 +39,6 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 from retrain._internal.fsio import atomic_write_json, load_json_strict, read_regular_bytes
@@ -237,7 +236,10 @@ def resolve_trust_root(value: str) -> str:
 
     text = value.strip()
     candidate = text.removeprefix("sha256:").lower()
-    if _KEYID.fullmatch(candidate) and not Path(value).exists():
+    # A value that reads as a keyid is that keyid: never a file that happens
+    # to carry its name (which anyone who can write the current directory
+    # could plant).
+    if _KEYID.fullmatch(candidate):
         return candidate
     try:
         pem = read_regular_bytes(value, limit=64 << 10, what="trust root").decode("ascii")
@@ -332,6 +334,7 @@ def load_policy(
             if not anchors
             else None,
         )
+    anchored = None
     if anchors:
         anchored = _anchored_at(docs, anchors)
         if anchored is None:
@@ -350,7 +353,15 @@ def load_policy(
         anchor = "its own root keys only (not anchored: pass --trust-root)"
     else:
         anchor = "unsigned (--insecure-unsigned-policy)"
-    history = {d.policy.version: replace(d.policy, signed=True) for d in previous}
+    # With an anchor, only versions from the anchored one on are history
+    # the anchor vouches for: earlier ones could be spliced in by anyone who
+    # co-signed a later version.
+    start = anchored.policy.version if anchors and anchored is not None else 0
+    history = {
+        d.policy.version: replace(d.policy, signed=True)
+        for d in previous
+        if d.policy.version >= start
+    }
     return replace(current.policy, signed=signed, anchor=anchor, history=history)
 
 
@@ -365,8 +376,9 @@ def succession_errors(policy: TrustPolicy, recorded: PolicyRef | None, *, where:
     if policy.version < recorded.version:
         found = "the unsigned format 1" if policy.version == 0 else f"version {policy.version}"
         return [
-            f"trust policy {where} is {found}, older than version {recorded.version} that the "
-            "registry recorded: refusing to roll the policy back"
+            f"trust policy {where} is {found}, but the registry's checkpoint records version "
+            f"{recorded.version}: refusing a rolled-back policy (or the checkpoint was tampered "
+            "with; 'retrain audit' with the newest policy tells)"
         ]
     earlier = policy.at_version(recorded.version)
     if earlier is None:

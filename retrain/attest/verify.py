@@ -36,6 +36,7 @@ each naming the link, the check, what was expected and what was found.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import stat
@@ -47,6 +48,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from retrain._internal.fsio import file_kind, read_regular_bytes
 from retrain.attest.errors import (
     BundleInvalid,
     ChainLinkBroken,
@@ -507,6 +509,29 @@ def _require_regular_file(
         )
 
 
+def _private_copy(source: Path, dest: Path) -> Path:
+    """Copy a regular file (symlinks followed) opened without blocking; judged by ``fstat``."""
+    import shutil
+
+    where = str(source)
+    try:
+        fd = os.open(source, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise InputError(f"cannot open {source.name}", where=where, found=exc.strerror) from None
+    with os.fdopen(fd, "rb") as src:
+        kind = os.fstat(src.fileno()).st_mode
+        if not stat.S_ISREG(kind):
+            raise InputError(
+                f"{source.name} is not a regular file",
+                where=where,
+                expected="a regular file",
+                found=file_kind(kind),
+            )
+        with open(dest, "wb") as out:
+            shutil.copyfileobj(src, out, 1 << 20)
+    return dest
+
+
 def verify_model_bundle(model_dir: Path, rule: StepRule, policy: TrustPolicy) -> None:
     """model.sig (OpenSSF model-signing bundle) verifies with a key the policy allows for the build."""
     import tempfile
@@ -520,15 +545,25 @@ def verify_model_bundle(model_dir: Path, rule: StepRule, policy: TrustPolicy) ->
             "build", name, model_dir / name, expected="a regular file", error=BundleInvalid
         )
     errors = []
-    for keyid in rule.functionaries:
-        with tempfile.NamedTemporaryFile("w", suffix=".pub") as pub:
-            pub.write(policy.keys[keyid].keyval["public"])
-            pub.flush()
+    with tempfile.TemporaryDirectory(prefix="retrain-bundle-") as private:
+        # model-signing opens the files itself, by path, blocking: it gets
+        # private copies, each read once without blocking (a FIFO swapped in
+        # after the check above is refused, never waited on), and never a
+        # symlink (which it refuses; inside a Bazel sandbox every input is one).
+        copies = {}
+        for name in (model.name, MODEL_BUNDLE):
             try:
-                # model-signing refuses symlinks (every input is one inside a
-                # Bazel sandbox): hand it the file the link resolves to.
-                verifying.Config().use_elliptic_key_verifier(public_key=pub.name).verify(
-                    Path(os.path.realpath(model)), Path(os.path.realpath(model_dir / MODEL_BUNDLE))
+                copies[name] = _private_copy(model_dir / name, Path(private) / name)
+            except InputError as exc:
+                raise BundleInvalid(
+                    "build", exc.what, where=exc.where, expected=exc.expected, found=exc.found
+                ) from None
+        for keyid in rule.functionaries:
+            pub = Path(private) / f"{keyid}.pub"
+            pub.write_text(policy.keys[keyid].keyval["public"], encoding="ascii")
+            try:
+                verifying.Config().use_elliptic_key_verifier(public_key=pub).verify(
+                    copies[model.name], copies[MODEL_BUNDLE]
                 )
                 return
             except Exception as exc:  # model-signing raises ValueError and others for a mismatch
@@ -574,13 +609,21 @@ def verify_dataset_subjects(
         return "manifest not checked"
     # Imported here: the manifest code needs pyarrow, which verifiers without
     # a repository (a champion's chain, inside the signing environment) lack.
-    from retrain.manifest import load_manifest, verify_directory
+    from retrain.manifest import MAX_MANIFEST_BYTES, manifest_from_bytes, verify_directory
 
     manifest_path = repo_root / predicate.manifest_uri
     _require_regular_file(
         link, "manifest", manifest_path, expected=f"sha256 {predicate.manifest_sha256}"
     )
-    found = sha256_file(manifest_path).sha256
+    # Read once: the bytes hashed are the bytes parsed (a file swapped in
+    # between, or a FIFO, changes nothing and blocks nothing).
+    try:
+        data = read_regular_bytes(manifest_path, limit=MAX_MANIFEST_BYTES, what="manifest")
+    except InputError as exc:
+        raise SubjectDigestMismatch(
+            link, exc.what, where=exc.where, expected=exc.expected, found=exc.found
+        ) from None
+    found = hashlib.sha256(data).hexdigest()
     if found != predicate.manifest_sha256:
         raise SubjectDigestMismatch(
             link,
@@ -590,7 +633,7 @@ def verify_dataset_subjects(
             found=f"sha256 {found}",
         )
     try:
-        manifest = load_manifest(manifest_path)
+        manifest = manifest_from_bytes(data, where=str(manifest_path))
     except RetrainError as exc:
         raise SubjectDigestMismatch(
             link, exc.what, where=exc.where, expected=exc.expected, found=exc.found
@@ -643,6 +686,15 @@ def verify_chain_links(links: dict[str, LinkResult]) -> None:
                 expected=f"sha256 {want}",
                 found=f"sha256 {dep.sha256}" if dep else "no such dependency",
             )
+    if ep is not None and (ep.model_name, ep.metrics_file) != ("model.rtm", "metrics.json"):
+        # The evaluation is of the build's model and its metrics: another build
+        # output (a report, the metrics) is not a model however well it scored.
+        raise ChainLinkBroken(
+            "evaluation",
+            "evaluation is not of the build's model and metrics",
+            expected="model model.rtm, metricsFile metrics.json",
+            found=f"model {ep.model_name}, metricsFile {ep.metrics_file}",
+        )
     if bp is not None and ep is not None:
         model = bp.subject(ep.model_name)
         if model is None or model.sha256 != ep.model_sha256:

@@ -25,17 +25,19 @@ from pathlib import Path
 from typing import Any
 
 from retrain._internal.fsio import atomic_write_bytes
-from retrain.attest.policy import LEGACY_FORMAT, TrustPolicy
+from retrain.attest.policy import TrustPolicy
 from retrain.attest.promotion import (
     CHECKPOINT_PAYLOAD_TYPE,
     STAGES,
     Checkpoint,
+    PolicyRef,
     PromotionPredicate,
 )
 from retrain.attest.statement import ResourceDescriptor, Statement
 from retrain.attest.verify import VerificationReport, verify_model
 from retrain.digest import canonical_json, sha256_bytes, sha256_file
 from retrain.errors import CheckFailed, InputError, PolicyUntrusted, RetrainError
+from retrain.registry.layout import inspect_layout
 from retrain.registry.log import Log, LogBroken, LogEntry
 from retrain.registry.rules import (
     apply_entry,
@@ -44,13 +46,17 @@ from retrain.registry.rules import (
     dirty_errors,
     policy_order_errors,
     reason_errors,
+    time_order_errors,
     transition_errors,
 )
 from retrain.registry.store import (
     ModelStore,
-    candidate_names,
+    Snapshot,
+    link_names,
+    links_signed,
     named_files,
     named_manifests,
+    output_names,
     remove_tree,
     snapshot,
     stage_manifests,
@@ -187,21 +193,35 @@ class Registry:
     @contextmanager
     def _locked(self) -> Iterator[None]:
         self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / ".lock", "a+") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        # Never through a symlink: the lock file is created where it is named.
+        fd = os.open(
+            self.root / ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644
+        )
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
             try:
                 yield
             finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+    def _layout_errors(self) -> list[str]:
+        """A write works only in a registry that holds nothing retrain did not write."""
+        problems = inspect_layout(self.root).problems
+        return [f"the registry holds what retrain did not write: {p}" for p in problems[:1]]
 
     def _clean_leftovers(self) -> None:
-        """Temporary files and model directories an interrupted write left (never committed)."""
-        for directory in (self.log_dir, self.root):
-            if directory.is_dir():
-                for leftover in directory.glob(".*.tmp"):  # atomic_write_bytes' temporary names
-                    leftover.unlink(missing_ok=True)
-        for leftover in list(self.store.leftovers()):
-            remove_tree(leftover)
+        """Temporary files and model directories an interrupted write left (never committed).
+
+        Only names of exactly the writers' temporary patterns (``layout``);
+        anything else is left for ``audit`` to report.
+        """
+        layout = inspect_layout(self.root)
+        for path in layout.leftover_files:
+            path.unlink(missing_ok=True)
+        for path in layout.leftover_dirs:
+            remove_tree(path)
 
     def _discard_pending(self, checkpoint: Checkpoint) -> list[str]:
         """Entries beyond the checkpoint were never committed (an interrupted write).
@@ -309,15 +329,7 @@ class Registry:
         return tuple(keyids)
 
     def _policy_errors(self, stage: str) -> list[str]:
-        """The policy in force must be one a registry can record, and signed for production."""
-        if self.policy.format == LEGACY_FORMAT:
-            raise InputError(
-                "the registry records the policy it works under by version, and a format-1 "
-                "policy has none",
-                where=self.policy_where,
-                expected="a format-2 policy (retrain policy init --root ...)",
-                found="policy_version 1",
-            )
+        """Production, and rollback, only under a policy signed by its root."""
         if stage == "production" and not self.policy.signed:
             return [
                 f"the trust policy {self.policy_where} is not signed by its root: "
@@ -325,9 +337,29 @@ class Registry:
             ]
         return []
 
+    @property
+    def _recorded_policy(self) -> PolicyRef | None:
+        """What an entry records: the policy in force, when it is signed; else nothing.
+
+        An unsigned policy is never recorded: a registry bound to it would
+        refuse every signed successor, and its keys were approved by no root.
+        """
+        return self.policy.ref if self.policy.signed else None
+
+    def _time(self, now: str | None) -> str:
+        """Now, or the head entry's time if the clock is behind it: entries stay in time order."""
+        stamp = now or _now()
+        head = self.log.head
+        return max(stamp, head.predicate.time) if head is not None and now is None else stamp
+
     def _rule_errors(
         self, state: Checkpoint, p: PromotionPredicate, model: VerifiedModel | None
     ) -> list[str]:
+        if not self.policy.signed and state.policy is not None:
+            return [
+                f"the registry is bound to signed policy {state.policy.describe()}: an unsigned "
+                f"policy ({self.policy_where}, --insecure-unsigned-policy) cannot write to it"
+            ]
         errors = transition_errors(state, p, self.policy)
         errors += policy_order_errors(state.policy, p, self.policy)
         if model is not None:
@@ -354,18 +386,16 @@ class Registry:
             raise InputError(reason_errors(reason)[0], where="--reason")
         if traffic is None:
             traffic = {"shadow": 0, "canary": 10, "production": 100}[stage]
-        reasons = self._policy_errors(stage)
+        reasons = self._policy_errors(stage) + self._layout_errors()
         keyids = self._signer_ids(signers)
         with tempfile.TemporaryDirectory(prefix="retrain-promote-") as staging:
-            staged = snapshot(model_dir, Path(staging), candidate_names(self.policy.steps))
-            if "model.rtm" not in staged.files:
-                raise InputError("no model.rtm to promote", where=str(model_dir))
+            staged = self._stage(model_dir, Path(staging))
             report = verify_model(
                 staged.dir, self.policy, policy_where=self.policy_where, repo_root=repo_root
             )
             # The chain was verified on the copy; the lines name the directory given.
             reasons += [f.message.replace(str(staged.dir), str(model_dir)) for f in report.failures]
-            model = _verified_model(report, staged.files["model.rtm"].sha256)
+            model = _verified_model(report, self._model_digest(staged, model_dir))
             reasons += authorization_errors(self.policy, keyids, "promote", stage)
 
             def planned(checkpoint: Checkpoint) -> PromotionPredicate:
@@ -379,9 +409,9 @@ class Registry:
                     model_sha256=model.sha256,
                     previous_model=None if current is None else current.model_sha256,
                     approvers=keyids,
-                    time=now or _now(),
+                    time=self._time(now),
                     reason=reason,
-                    policy=self.policy.ref,
+                    policy=self._recorded_policy,
                 )
 
             # Decided once without the lock, so a refusal writes nothing at all
@@ -389,6 +419,7 @@ class Registry:
             # the entry will really follow.
             unlocked = self._checkpoint_or_refuse()
             early = reasons + self._rule_errors(unlocked, planned(unlocked), model)
+            early += self._reused_model_errors(model.sha256)
             if early:
                 raise PromotionRefused(early)
             # The manifests join the staging copy before the lock too: what
@@ -401,6 +432,7 @@ class Registry:
                 checkpoint = self._checkpoint_or_refuse()
                 predicate = planned(checkpoint)
                 reasons += self._rule_errors(checkpoint, predicate, model)
+                reasons += self._layout_errors() + self._reused_model_errors(model.sha256)
                 if reasons:
                     raise PromotionRefused(reasons)
                 notes = self._discard_pending(checkpoint)
@@ -408,6 +440,37 @@ class Registry:
                 self.store.add(model.sha256, staged, named, manifests)
                 result = self._append(checkpoint, predicate, signers)
         return replace(result, notes=tuple(notes))
+
+    def _stage(self, model_dir: Path, staging: Path) -> Snapshot:
+        """The model directory's files a chain may name, copied once into ``staging``.
+
+        The link files (and ``model.sig``) first; the build's outputs only if
+        every link the policy requires is signed by enough of its keys: an
+        unsigned directory never gets to make promotion copy large files.
+        """
+        staged = snapshot(model_dir, staging, link_names(self.policy.steps))
+        if links_signed(staged.dir, self.policy):
+            staged = snapshot(model_dir, staging, output_names(), into=staged)
+        return staged
+
+    @staticmethod
+    def _model_digest(staged: Snapshot, model_dir: Path) -> str:
+        """The staged model's sha256; for an unsigned directory, the source's (for messages)."""
+        if "model.rtm" in staged.files:
+            return staged.files["model.rtm"].sha256
+        if not os.path.lexists(model_dir / "model.rtm"):
+            raise InputError("no model.rtm to promote", where=str(model_dir))
+        return sha256_file(model_dir / "model.rtm").sha256
+
+    def _reused_model_errors(self, sha: str) -> list[str]:
+        """A model already in the store is reused only if it is exactly a stored model."""
+        stored = self.model_path(sha)
+        if not os.path.lexists(stored):
+            return []
+        return [
+            f"the model store already holds {sha[:12]}, but not as promotion stores it: {problem}"
+            for problem in self._stored_model_errors(sha, "model")[:1]
+        ]
 
     def _checkpoint_or_refuse(self) -> Checkpoint:
         try:
@@ -426,7 +489,7 @@ class Registry:
         """Put production back on the previous (or a named, earlier) production model."""
         if reason_errors(reason):
             raise InputError(reason_errors(reason)[0], where="--reason")
-        reasons = self._policy_errors("production")
+        reasons = self._policy_errors("production") + self._layout_errors()
         keyids = self._signer_ids(signers)
         reasons += authorization_errors(self.policy, keyids, "rollback", "production")
         if reasons:
@@ -444,9 +507,9 @@ class Registry:
                 model_sha256=target,
                 previous_model=None if current is None else current.model_sha256,
                 approvers=keyids,
-                time=now or _now(),
+                time=self._time(now),
                 reason=reason,
-                policy=self.policy.ref,
+                policy=self._recorded_policy,
             )
             reasons += self._rule_errors(checkpoint, predicate, None)
             if not reasons:
@@ -518,6 +581,9 @@ class Registry:
             report.first_broken = message
             return report
 
+        layout = inspect_layout(self.root)
+        if layout.problems:
+            return broken(layout.problems[0])
         try:
             checkpoint = self.read_checkpoint()
             positions = self.entry_positions()
@@ -532,13 +598,19 @@ class Registry:
                 f"entry {missing[0]} is missing: the checkpoint commits {checkpoint.size} "
                 f"entries, the log holds {len(committed)}"
             )
+        report.notes += [
+            f"{path}: left by an interrupted write (the next write removes it)"
+            for path in (*layout.leftover_files, *layout.leftover_dirs)
+        ]
         state = replace(Checkpoint.empty(), policy=checkpoint.policy if not committed else None)
         verified: set[str] = set()
+        previous_time: str | None = None
         for scanned in self.log.scan(committed):
             if isinstance(scanned, str):
                 return broken(scanned)
             position, entry_hash, p, signers = scanned
-            problem = self._audit_entry(state, position, p, signers)
+            problem = self._audit_entry(state, position, p, signers, previous_time)
+            previous_time = p.time
             if problem is None and verify_models and p.model_sha256 not in verified:
                 model_problems = self._stored_model_errors(p.model_sha256, "model")
                 problem = f"entry {position}: {model_problems[0]}" if model_problems else None
@@ -576,7 +648,12 @@ class Registry:
         return report
 
     def _audit_entry(
-        self, state: Checkpoint, position: int, p: PromotionPredicate, signers: tuple[str, ...]
+        self,
+        state: Checkpoint,
+        position: int,
+        p: PromotionPredicate,
+        signers: tuple[str, ...],
+        previous_time: str | None,
     ) -> str | None:
         """Why a scanned entry does not follow ``state`` under the policy it was made under."""
         where = self.entry_path(position)
@@ -593,6 +670,7 @@ class Registry:
                 f"{state.head}, found {p.previous_entry}"
             )
         errors = policy_order_errors(state.policy, p, self.policy)
+        errors += time_order_errors(previous_time, p)
         errors += transition_errors(state, p, policy)
         return f"entry {position}: {errors[0]}" if errors else None
 

@@ -18,15 +18,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import os
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from retrain._internal.fsio import read_regular_bytes
+from retrain._internal.fsio import loads_strict, read_regular_bytes
 from retrain.attest.policy import TrustPolicy
 from retrain.attest.promotion import (
     CHECKPOINT_PAYLOAD_TYPE,
@@ -39,16 +37,33 @@ from retrain.attest.promotion import (
 from retrain.attest.statement import PAYLOAD_TYPE, Statement
 from retrain.attest.trust import succession_errors
 from retrain.errors import CheckFailed, InputError, PolicyUntrusted, RetrainError
-from retrain.registry.rules import authorization_errors, promotion_roles
+from retrain.registry.layout import ENTRY_NAME
+from retrain.registry.rules import (
+    authorization_errors,
+    policy_order_errors,
+    promotion_roles,
+    time_order_errors,
+)
 
-__all__ = ["ENTRY_NAME", "KeyTable", "Log", "LogBroken", "LogEntry", "check_entry", "scan_entries"]
+__all__ = [
+    "CheckpointUnknownSigners",
+    "KeyTable",
+    "Log",
+    "LogBroken",
+    "LogEntry",
+    "check_entry",
+    "scan_entries",
+]
 
-ENTRY_NAME = re.compile(r"[0-9]{8}\.json")
 MAX_ENTRY_BYTES = 1 << 20  # an entry is about 2 kB
 
 
 class LogBroken(CheckFailed):
     """The log or checkpoint does not verify; names the first broken entry."""
+
+
+class CheckpointUnknownSigners(LogBroken):
+    """A well-formed checkpoint signed by no key this policy lets promote: another policy's registry."""
 
 
 @dataclass(frozen=True)
@@ -121,7 +136,7 @@ def check_entry(
     from cryptography.hazmat.primitives.asymmetric import ec
 
     try:
-        envelope = json.loads(data)
+        envelope = loads_strict(data)
         if not isinstance(envelope, dict) or set(envelope) != {
             "payload",
             "payloadType",
@@ -243,6 +258,7 @@ class Log:
         self.policy_where = policy_where
         self._table = KeyTable.of(policy)
         self._keys: dict[int, dict[str, Any]] | None = None
+        self.head: LogEntry | None = None  # the head entry, as the last read_checkpoint found it
 
     @property
     def dir(self) -> Path:
@@ -277,11 +293,11 @@ class Log:
         for name in os.listdir(self.dir):
             if name.startswith("."):
                 continue
-            if not ENTRY_NAME.fullmatch(name):
+            if not ENTRY_NAME.fullmatch(name) or name == "00000000.json":
                 raise LogBroken(
                     "unexpected file in the log",
                     where=str(self.dir / name),
-                    expected="NNNNNNNN.json",
+                    expected="NNNNNNNN.json, from 00000001",
                 )
             positions.append(int(name[:8]))
         return sorted(positions)
@@ -348,7 +364,7 @@ class Log:
                 found=envelope.payload_type,
             )
         try:
-            raw = json.loads(envelope.payload)
+            raw = loads_strict(envelope.payload)
         except (ValueError, RecursionError):
             raise LogBroken("checkpoint payload is not JSON", where=where) from None
         try:
@@ -365,16 +381,24 @@ class Log:
         policy = self.policy_for(checkpoint.policy, where=where)
         signers = set(_valid_signers(envelope, policy)) & promotion_roles(policy)
         if not signers:
-            raise LogBroken(
+            raise CheckpointUnknownSigners(
                 "checkpoint is not signed by a key the policy allows to promote or roll back",
                 where=where,
             )
-        if checkpoint.size:
-            self._check_head(checkpoint, signers, policy)
+        self.head = self._check_head(checkpoint, signers, policy) if checkpoint.size else None
         return checkpoint
 
-    def _check_head(self, checkpoint: Checkpoint, signers: set[str], policy: TrustPolicy) -> None:
-        """The checkpoint must be its head entry's: same bytes, same approvers, same policy."""
+    def _check_head(
+        self, checkpoint: Checkpoint, signers: set[str], policy: TrustPolicy
+    ) -> LogEntry:
+        """The checkpoint must be its head entry's: same bytes, same approvers, same policy.
+
+        And the head must follow the entry before it as ``audit`` would have
+        it: no older policy version, not made under a version already
+        replaced, no earlier time. Otherwise a key a later policy version
+        removed could still commit a head under the old version, and every
+        command but ``audit`` would believe it.
+        """
         head_path = self.entry_path(checkpoint.size)
         try:
             head_bytes = read_regular_bytes(head_path, limit=MAX_ENTRY_BYTES, what="head entry")
@@ -405,6 +429,13 @@ class Log:
                 expected=head.predicate.policy.describe(),
                 found=checkpoint.policy.describe() if checkpoint.policy else "none",
             )
+        if checkpoint.size > 1:
+            previous = self.read_entry(checkpoint.size - 1).predicate
+            errors = policy_order_errors(previous.policy, head.predicate, self.policy)
+            errors += time_order_errors(previous.time, head.predicate)
+            if errors:
+                raise LogBroken(errors[0], where=str(head_path))
+        return head
 
     def scan(
         self, positions: list[int]

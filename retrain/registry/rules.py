@@ -9,6 +9,7 @@ the next state or the reasons the entry is refused. ``promote``,
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from retrain.attest.policy import TrustPolicy, format_time
 from retrain.attest.promotion import STAGES, Checkpoint, PolicyRef, PromotionPredicate, StageState
@@ -22,6 +23,7 @@ __all__ = [
     "policy_order_errors",
     "promotion_roles",
     "reason_errors",
+    "time_order_errors",
     "transition_errors",
 ]
 
@@ -234,10 +236,30 @@ def policy_order_errors(
     if (
         successor is not None
         and successor.not_before is not None
-        and p.time >= format_time(successor.not_before)
+        and _instant(p.time) >= successor.not_before
     ):
         return [
             f"entry {p.position} was made at {p.time} under policy version {ref.version}, "
             f"which version {ref.version + 1} replaced at {format_time(successor.not_before)}"
         ]
     return []
+
+
+def _instant(text: str) -> datetime:
+    """An entry's time (validated by its loader) as an instant, for comparison."""
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+
+
+def time_order_errors(previous_time: str | None, p: PromotionPredicate) -> list[str]:
+    """Entries are in time order: writers stamp no earlier than the head they follow.
+
+    Backdating an entry below the one before it would widen what a removed
+    key can forge (``policy_order_errors``); a writer whose clock is behind
+    stamps the previous entry's time instead.
+    """
+    if previous_time is None or _instant(p.time) >= _instant(previous_time):
+        return []
+    return [
+        f"entry {p.position} is stamped {p.time}, before entry {p.position - 1} "
+        f"({previous_time}): entries are in time order"
+    ]

@@ -21,7 +21,6 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
-import shutil
 import stat
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -30,18 +29,21 @@ from pathlib import Path
 from typing import Any
 
 from retrain._internal.fsio import file_kind
+from retrain.attest.policy import TrustPolicy
 from retrain.attest.sign import BUILD_SUBJECTS, LINK_FILES, MODEL_BUNDLE
 from retrain.attest.verify import VerificationReport
-from retrain.errors import CheckFailed, InputError
+from retrain.errors import CheckFailed, InputError, RetrainError
 from retrain.paths import validate_relative_path
 
 __all__ = [
     "PROVENANCE_FILE",
     "ModelStore",
     "Snapshot",
-    "candidate_names",
+    "link_names",
+    "links_signed",
     "named_files",
     "named_manifests",
+    "output_names",
     "remove_tree",
     "snapshot",
     "stage_manifests",
@@ -117,22 +119,38 @@ def _copy_hashing(src_fd: int, dest: Path) -> str:
     return digest.hexdigest()
 
 
-def candidate_names(steps: Mapping[str, Any]) -> tuple[str, ...]:
-    """Every file a chain under a policy with these steps may name in a model directory."""
-    return (
-        *(LINK_FILES[s] for s in steps),
-        *BUILD_SUBJECTS,
-        MODEL_BUNDLE,
-        PROVENANCE_FILE,
-    )
+def link_names(steps: Mapping[str, Any]) -> tuple[str, ...]:
+    """The link files a chain under a policy with these steps has, and the model's bundle."""
+    return (*(LINK_FILES[s] for s in steps), MODEL_BUNDLE)
 
 
-def snapshot(model_dir: Path, staging: Path, names: tuple[str, ...]) -> Snapshot:
+def output_names() -> tuple[str, ...]:
+    """The build's outputs a verified build link may name, and the build statement's copy."""
+    return (*BUILD_SUBJECTS, PROVENANCE_FILE)
+
+
+def links_signed(staged_dir: Path, policy: TrustPolicy) -> bool:
+    """Every link the policy requires is there and signed by enough of its step's keys."""
+    from retrain.attest.envelope import read_link_envelope
+    from retrain.attest.verify import verify_signature_threshold
+
+    for link, rule in policy.steps.items():
+        try:
+            envelope = read_link_envelope(staged_dir / LINK_FILES[link])
+            verify_signature_threshold(link, envelope, rule, policy)
+        except RetrainError:
+            return False
+    return True
+
+
+def snapshot(
+    model_dir: Path, staging: Path, names: tuple[str, ...], *, into: Snapshot | None = None
+) -> Snapshot:
     """Copy each of ``names`` present in ``model_dir`` into ``staging``, once, hashing as it goes.
 
     Nothing else in the directory is opened: an extra file (or a symlink to
     a secret) is never read. A name that is present but not a regular file
-    is refused (``InputError``).
+    is refused (``InputError``). ``into`` adds to an earlier snapshot.
     """
     try:
         dir_fd = os.open(model_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -140,7 +158,7 @@ def snapshot(model_dir: Path, staging: Path, names: tuple[str, ...]) -> Snapshot
         raise InputError(
             "cannot open the model directory", where=str(model_dir), found=exc.strerror
         ) from None
-    files = {}
+    files = dict(into.files) if into is not None else {}
     try:
         for name in names:
             try:
@@ -167,8 +185,9 @@ def stage_manifests(
     manifest whose path would land on a model file is refused.
     """
     files = dict(staged.files)
+    reserved = {*named, *LINK_FILES.values(), *BUILD_SUBJECTS, MODEL_BUNDLE, PROVENANCE_FILE, _REPO}
     for uri, expected in sorted(manifests.items()):
-        if uri in named or uri.split("/")[0] in named or uri.split("/")[0] == _REPO:
+        if uri.split("/")[0] in reserved:
             raise InputError(
                 f"manifest path {uri!r} collides with a file of the model",
                 where=str(repo_root / uri),
@@ -338,11 +357,6 @@ class ModelStore:
             )
         dest.chmod(_FILE_MODE & mode)
 
-    def leftovers(self) -> Iterator[Path]:
-        """Hidden temporary directories an interrupted promotion left (never committed)."""
-        if self.root.is_dir():
-            yield from (p for p in self.root.glob(".*") if p.is_dir() and not p.is_symlink())
-
 
 def _fsync(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -352,33 +366,58 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
+MAX_DEPTH = 16  # a stored model is two levels deep (data_manifests/NAME.json)
+
+
+def _walk(root: Path) -> Iterator[tuple[Path, os.stat_result]]:
+    """Everything under ``root`` (lstat, never following a link), without recursion.
+
+    Deeper than ``MAX_DEPTH`` is refused (``InputError``): nothing retrain
+    writes is, and a hostile tree must not exhaust the stack.
+    """
+    stack = [(root, 0)]
+    while stack:
+        directory, depth = stack.pop()
+        for name in sorted(os.listdir(directory)):
+            path = directory / name
+            st = os.lstat(path)
+            yield path, st
+            if stat.S_ISDIR(st.st_mode):
+                if depth + 1 >= MAX_DEPTH:
+                    raise InputError(
+                        "nested too deep for a stored model",
+                        where=str(path),
+                        expected=f"at most {MAX_DEPTH} levels",
+                    )
+                stack.append((path, depth + 1))
+
+
 def remove_tree(path: Path) -> None:
-    """Remove a (possibly read-only) directory tree; what cannot be removed is left."""
-
-    def writable(func: Any, failed: str, _exc: object) -> None:
-        parent = os.path.dirname(failed)
-        try:
-            os.chmod(parent, 0o700)
-            if os.path.isdir(failed) and not os.path.islink(failed):
-                os.chmod(failed, 0o700)
-            func(failed)
-        except OSError:
-            pass
-
-    shutil.rmtree(path, onerror=writable)
+    """Remove a (possibly read-only) directory tree we wrote: no recursion, no symlink followed."""
+    entries = list(_walk(path))
+    for entry, st in reversed(entries):
+        if stat.S_ISDIR(st.st_mode):
+            os.chmod(entry, 0o700)
+    os.chmod(path, 0o700)
+    for entry, st in sorted(entries, key=lambda e: -len(e[0].parts)):
+        if stat.S_ISDIR(st.st_mode):
+            os.rmdir(entry)
+        else:
+            os.unlink(entry)
+    os.rmdir(path)
 
 
 def unsafe_entries(stored: Path) -> list[str]:
     """Symlinks and files that are not regular anywhere in a stored model directory."""
     problems = []
-    for dirpath, dirnames, filenames in os.walk(stored):
-        for entry in sorted(dirnames + filenames):
-            full = Path(dirpath) / entry
-            st = os.lstat(full)
+    try:
+        for path, st in _walk(stored):
             if stat.S_ISLNK(st.st_mode):
-                problems.append(f"{full}: a symlink in the model store")
+                problems.append(f"{path}: a symlink in the model store")
             elif not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
-                problems.append(f"{full}: {file_kind(st.st_mode)} in the model store")
+                problems.append(f"{path}: {file_kind(st.st_mode)} in the model store")
+    except InputError as exc:
+        problems.append(exc.diagnostics())
     return problems
 
 
@@ -388,13 +427,11 @@ def store_problems(
     """Files and directories of a stored model that no verified link names."""
     expected = set(named) | set(manifests)
     problems = []
-    for dirpath, dirnames, filenames in os.walk(stored):
-        for entry in sorted(dirnames + filenames):
-            full = Path(dirpath) / entry
-            rel = full.relative_to(stored).as_posix()
-            if full.is_dir():
-                if not any(e.startswith(rel + "/") for e in expected):
-                    problems.append(f"{full}: a directory no verified link names")
-            elif rel not in expected:
-                problems.append(f"{full}: a file no verified link names")
+    for path, st in _walk(stored):
+        rel = path.relative_to(stored).as_posix()
+        if stat.S_ISDIR(st.st_mode):
+            if not any(e.startswith(rel + "/") for e in expected):
+                problems.append(f"{path}: a directory no verified link names")
+        elif rel not in expected:
+            problems.append(f"{path}: a file no verified link names")
     return problems

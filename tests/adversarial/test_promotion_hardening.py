@@ -649,7 +649,7 @@ def test_history_shows_a_signed_reason_with_a_newline_escaped_on_one_line(
             model_sha256=sha_of(model_b),
             previous_model=None,
             approvers=(signer.public_key.keyid,),
-            time="2026-06-01T00:00:00Z",
+            time="2099-06-01T00:00:00Z",
             reason="first\nsecond\x1b[0m",
             policy=registry.policy.ref,
         ),
@@ -661,7 +661,7 @@ def test_history_shows_a_signed_reason_with_a_newline_escaped_on_one_line(
     assert outcome.exit_code == 0, outcome.stderr
     first, second = outcome.stdout.splitlines()
     assert first.startswith("     1  ")
-    assert second.startswith("     2  2026-06-01T00:00:00Z  promote")
+    assert second.startswith("     2  2099-06-01T00:00:00Z  promote")
     assert second.endswith("  (first\\nsecond\\x1b[0m)"), second
 
 

@@ -1,0 +1,106 @@
+"""What a registry directory may hold, by name and kind; nothing else, and no symlink.
+
+A registry is written only by retrain: ``checkpoint.json``, ``log/NNNNNNNN.json``,
+``models/<sha256>/`` and ``.lock``, and, while a write is in progress or after
+a writer was killed, temporary names of exactly the patterns the writers use
+(``atomic_write_bytes``'s ``.<name>.<random>.tmp``, the store's
+``.<sha256[:12]>.<random>`` directories). Anything else, or any of these that
+is a symlink or the wrong kind of file, is planted: writes refuse to work in
+such a registry and ``audit`` reports it. Only the temporary names are
+leftovers a write may delete.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from retrain._internal.fsio import file_kind
+
+__all__ = ["ENTRY_NAME", "Layout", "inspect_layout"]
+
+ENTRY_NAME = re.compile(r"[0-9]{8}\.json")
+SHA256_NAME = re.compile(r"[0-9a-f]{64}")
+# tempfile's random part: eight characters of [a-z0-9_].
+_RANDOM = r"[a-z0-9_]{8}"
+TMP_CHECKPOINT = re.compile(rf"\.checkpoint\.json\.{_RANDOM}\.tmp")
+TMP_ENTRY = re.compile(rf"\.[0-9]{{8}}\.json\.{_RANDOM}\.tmp")
+TMP_MODEL_DIR = re.compile(rf"\.[0-9a-f]{{12}}\.{_RANDOM}")
+
+
+@dataclass
+class Layout:
+    """What ``inspect_layout`` found: planted things (each a line) and a write's leftovers."""
+
+    problems: list[str] = field(default_factory=list)
+    leftover_files: list[Path] = field(default_factory=list)
+    leftover_dirs: list[Path] = field(default_factory=list)
+
+
+def _kind(path: Path) -> int | None:
+    try:
+        return os.lstat(path).st_mode
+    except FileNotFoundError:
+        return None
+
+
+def inspect_layout(root: Path) -> Layout:
+    """Every name under the registry's root, ``log/`` and ``models/`` (not inside a model)."""
+    layout = Layout()
+    if _kind(root) is None:
+        return layout
+    expected = {
+        "checkpoint.json": stat.S_ISREG,
+        ".lock": stat.S_ISREG,
+        "log": stat.S_ISDIR,
+        "models": stat.S_ISDIR,
+    }
+    for name in sorted(os.listdir(root)):
+        path = root / name
+        mode = _kind(path)
+        if mode is None:
+            continue
+        if stat.S_ISLNK(mode):
+            layout.problems.append(f"{path}: a symlink in the registry")
+        elif name in expected:
+            if not expected[name](mode):
+                layout.problems.append(
+                    f"{path}: {file_kind(mode)} where retrain writes another kind"
+                )
+        elif TMP_CHECKPOINT.fullmatch(name) and stat.S_ISREG(mode):
+            layout.leftover_files.append(path)
+        else:
+            layout.problems.append(f"{path}: in the registry, but retrain writes no such file")
+    _inspect_dir(root / "log", layout, ENTRY_NAME, stat.S_ISREG, TMP_ENTRY, stat.S_ISREG)
+    _inspect_dir(root / "models", layout, SHA256_NAME, stat.S_ISDIR, TMP_MODEL_DIR, stat.S_ISDIR)
+    return layout
+
+
+def _inspect_dir(
+    directory: Path,
+    layout: Layout,
+    name: re.Pattern[str],
+    kind: object,
+    tmp: re.Pattern[str],
+    tmp_kind: object,
+) -> None:
+    mode = _kind(directory)
+    if mode is None or not stat.S_ISDIR(mode):
+        return
+    for entry in sorted(os.listdir(directory)):
+        path = directory / entry
+        mode = _kind(path)
+        if mode is None:
+            continue
+        if stat.S_ISLNK(mode):
+            layout.problems.append(f"{path}: a symlink in the registry")
+        elif name.fullmatch(entry) and kind(mode):  # type: ignore[operator]
+            if entry == "00000000.json":
+                layout.problems.append(f"{path}: there is no entry 0")
+        elif tmp.fullmatch(entry) and tmp_kind(mode):  # type: ignore[operator]
+            (layout.leftover_dirs if stat.S_ISDIR(mode) else layout.leftover_files).append(path)
+        else:
+            layout.problems.append(f"{path}: in the registry, but retrain writes no such file")
