@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,8 @@ from retrain.attest.policy import TrustPolicy
 from retrain.attest.trust import read_policy_file, sign_policy_file, write_policy_file
 
 __all__ = ["signer_of", "write_policy", "write_raw_policy", "write_successor"]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def signer_of(key: KeyPairPaths | CryptoSigner | Path) -> CryptoSigner:
@@ -65,7 +68,16 @@ def write_successor(
     """
     current, history = read_policy_file(previous)
     assert not isinstance(current, TrustPolicy), "a format-1 policy has no version"
-    successor = dataclasses.replace(policy, version=current.policy.version + 1).with_digest()
+    # Like ``policy init --supersedes``: in force from now unless the test
+    # says when. 1970 (``for_keys``'s default) or the previous version's own
+    # notBefore (its fields copied) would replace it before entries made
+    # under it.
+    not_before = policy.not_before
+    if not_before in (None, _EPOCH, current.policy.not_before):
+        not_before = datetime.now(UTC).replace(microsecond=0)
+    successor = dataclasses.replace(
+        policy, version=current.policy.version + 1, not_before=not_before
+    ).with_digest()
     write_policy_file(
         path, successor, previous=(*history, current), signers=[signer_of(r) for r in roots]
     )

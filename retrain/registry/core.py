@@ -140,6 +140,9 @@ def _verified_model(report: VerificationReport, fallback_sha: str) -> VerifiedMo
     return VerifiedModel(sha, champion, tree_state)
 
 
+# Checks of the files a link names: meaningless on a copy without the outputs.
+_OUTPUT_CHECKS = frozenset({"subject-digest", "model-bundle"})
+
 class Registry:
     """The registry under ``root``, judged under ``policy`` (loaded by ``retrain.attest.trust``)."""
 
@@ -389,12 +392,18 @@ class Registry:
         reasons = self._policy_errors(stage) + self._layout_errors()
         keyids = self._signer_ids(signers)
         with tempfile.TemporaryDirectory(prefix="retrain-promote-") as staging:
-            staged = self._stage(model_dir, Path(staging))
+            staged, outputs_staged = self._stage(model_dir, Path(staging))
             report = verify_model(
                 staged.dir, self.policy, policy_where=self.policy_where, repo_root=repo_root
             )
+            failures = report.failures
+            if not outputs_staged:
+                # A link did not verify, so the outputs were never copied:
+                # checks of them against the copy say nothing about the
+                # directory given. The link's own failure refuses it.
+                failures = [f for f in failures if f.check not in _OUTPUT_CHECKS]
             # The chain was verified on the copy; the lines name the directory given.
-            reasons += [f.message.replace(str(staged.dir), str(model_dir)) for f in report.failures]
+            reasons += [f.message.replace(str(staged.dir), str(model_dir)) for f in failures]
             model = _verified_model(report, self._model_digest(staged, model_dir))
             reasons += authorization_errors(self.policy, keyids, "promote", stage)
 
@@ -441,17 +450,18 @@ class Registry:
                 result = self._append(checkpoint, predicate, signers)
         return replace(result, notes=tuple(notes))
 
-    def _stage(self, model_dir: Path, staging: Path) -> Snapshot:
+    def _stage(self, model_dir: Path, staging: Path) -> tuple[Snapshot, bool]:
         """The model directory's files a chain may name, copied once into ``staging``.
 
         The link files (and ``model.sig``) first; the build's outputs only if
         every link the policy requires is signed by enough of its keys: an
         unsigned directory never gets to make promotion copy large files.
+        Returns the snapshot and whether the outputs are in it.
         """
         staged = snapshot(model_dir, staging, link_names(self.policy.steps))
-        if links_signed(staged.dir, self.policy):
-            staged = snapshot(model_dir, staging, output_names(), into=staged)
-        return staged
+        if not links_signed(staged.dir, self.policy):
+            return staged, False
+        return snapshot(model_dir, staging, output_names(), into=staged), True
 
     @staticmethod
     def _model_digest(staged: Snapshot, model_dir: Path) -> str:
@@ -585,7 +595,7 @@ class Registry:
         if layout.problems:
             return broken(layout.problems[0])
         try:
-            checkpoint = self.read_checkpoint()
+            checkpoint = self.log.read_checkpoint(head_order=False)
             positions = self.entry_positions()
         except PolicyUntrusted:
             raise  # the policy given is not believed: the user's error, not a break in the log
@@ -671,7 +681,9 @@ class Registry:
             )
         errors = policy_order_errors(state.policy, p, self.policy)
         errors += time_order_errors(previous_time, p)
-        errors += transition_errors(state, p, policy)
+        if errors:
+            return f"{where}: {errors[0]}"
+        errors = transition_errors(state, p, policy)
         return f"entry {position}: {errors[0]}" if errors else None
 
     def _stray_models(self, named: set[str]) -> list[tuple[str, bool]]:

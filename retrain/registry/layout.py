@@ -20,7 +20,7 @@ from pathlib import Path
 
 from retrain._internal.fsio import file_kind
 
-__all__ = ["ENTRY_NAME", "Layout", "inspect_layout"]
+__all__ = ["ENTRY_NAME", "MAX_TREE_DEPTH", "Layout", "inspect_layout"]
 
 ENTRY_NAME = re.compile(r"[0-9]{8}\.json")
 SHA256_NAME = re.compile(r"[0-9a-f]{64}")
@@ -29,6 +29,9 @@ _RANDOM = r"[a-z0-9_]{8}"
 TMP_CHECKPOINT = re.compile(rf"\.checkpoint\.json\.{_RANDOM}\.tmp")
 TMP_ENTRY = re.compile(rf"\.[0-9]{{8}}\.json\.{_RANDOM}\.tmp")
 TMP_MODEL_DIR = re.compile(rf"\.[0-9a-f]{{12}}\.{_RANDOM}")
+# How deep a tree a stored (or staged) model may be: two levels are used
+# (data_manifests/NAME.json); deeper is refused before it is walked.
+MAX_TREE_DEPTH = 16
 
 
 @dataclass
@@ -47,8 +50,47 @@ def _kind(path: Path) -> int | None:
         return None
 
 
+def _entry_mode(entry: os.DirEntry[str]) -> int | None:
+    """The kind of a directory entry, from ``readdir``'s d_type where the file system gives it.
+
+    ``DirEntry.is_*(follow_symlinks=False)`` costs no ``stat`` when d_type is
+    known, so a write can judge every name of a log of many entries.
+    """
+    try:
+        if entry.is_symlink():
+            return stat.S_IFLNK
+        if entry.is_dir(follow_symlinks=False):
+            return stat.S_IFDIR
+        if entry.is_file(follow_symlinks=False):
+            return stat.S_IFREG
+        return entry.stat(follow_symlinks=False).st_mode
+    except FileNotFoundError:
+        return None
+
+
+def _deeper_than(root: Path, limit: int) -> bool:
+    """Whether a directory tree nests more than ``limit`` levels (no recursion, no link followed)."""
+    stack = [(root, 0)]
+    while stack:
+        directory, depth = stack.pop()
+        try:
+            entries = list(os.scandir(directory))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                if depth + 1 >= limit:
+                    return True
+                stack.append((Path(entry.path), depth + 1))
+    return False
+
+
 def inspect_layout(root: Path) -> Layout:
-    """Every name under the registry's root, ``log/`` and ``models/`` (not inside a model)."""
+    """Every name under the registry's root, ``log/`` and ``models/`` (not inside a model).
+
+    One ``readdir`` per directory: entries are judged by name and d_type, so
+    a write checks every log entry, however long the log.
+    """
     layout = Layout()
     if _kind(root) is None:
         return layout
@@ -58,11 +100,7 @@ def inspect_layout(root: Path) -> Layout:
         "log": stat.S_ISDIR,
         "models": stat.S_ISDIR,
     }
-    for name in sorted(os.listdir(root)):
-        path = root / name
-        mode = _kind(path)
-        if mode is None:
-            continue
+    for name, path, mode in _entries(root):
         if stat.S_ISLNK(mode):
             layout.problems.append(f"{path}: a symlink in the registry")
         elif name in expected:
@@ -79,6 +117,12 @@ def inspect_layout(root: Path) -> Layout:
     return layout
 
 
+def _entries(directory: Path) -> list[tuple[str, Path, int]]:
+    with os.scandir(directory) as it:
+        found = [(e.name, Path(e.path), _entry_mode(e)) for e in it]
+    return sorted((name, path, mode) for name, path, mode in found if mode is not None)
+
+
 def _inspect_dir(
     directory: Path,
     layout: Layout,
@@ -90,17 +134,23 @@ def _inspect_dir(
     mode = _kind(directory)
     if mode is None or not stat.S_ISDIR(mode):
         return
-    for entry in sorted(os.listdir(directory)):
-        path = directory / entry
-        mode = _kind(path)
-        if mode is None:
-            continue
+    for entry, path, mode in _entries(directory):
         if stat.S_ISLNK(mode):
             layout.problems.append(f"{path}: a symlink in the registry")
         elif name.fullmatch(entry) and kind(mode):  # type: ignore[operator]
             if entry == "00000000.json":
                 layout.problems.append(f"{path}: there is no entry 0")
         elif tmp.fullmatch(entry) and tmp_kind(mode):  # type: ignore[operator]
-            (layout.leftover_dirs if stat.S_ISDIR(mode) else layout.leftover_files).append(path)
+            if stat.S_ISDIR(mode) and _deeper_than(path, MAX_TREE_DEPTH):
+                # Named like a store's temporary directory, but deeper than
+                # anything a write stages: planted, and no write may delete it.
+                layout.problems.append(
+                    f"{path}: nested deeper than a write's temporary model "
+                    f"(at most {MAX_TREE_DEPTH} levels): retrain wrote no such directory"
+                )
+            else:
+                (layout.leftover_dirs if stat.S_ISDIR(mode) else layout.leftover_files).append(
+                    path
+                )
         else:
             layout.problems.append(f"{path}: in the registry, but retrain writes no such file")

@@ -323,8 +323,12 @@ class Log:
             position, path, "sha256:" + hashlib.sha256(data).hexdigest(), predicate, signers
         )
 
-    def read_checkpoint(self) -> Checkpoint:
+    def read_checkpoint(self, *, head_order: bool = True) -> Checkpoint:
         """The committed state; an empty registry has an empty one.
+
+        ``head_order=False`` skips checking that the head follows the entry
+        before it, for ``audit``, which checks every entry in order and so
+        names the first that does not.
 
         The current policy must be allowed to follow the policy the checkpoint
         recorded (``PolicyUntrusted`` otherwise).
@@ -385,11 +389,13 @@ class Log:
                 "checkpoint is not signed by a key the policy allows to promote or roll back",
                 where=where,
             )
-        self.head = self._check_head(checkpoint, signers, policy) if checkpoint.size else None
+        self.head = (
+            self._check_head(checkpoint, signers, policy, head_order) if checkpoint.size else None
+        )
         return checkpoint
 
     def _check_head(
-        self, checkpoint: Checkpoint, signers: set[str], policy: TrustPolicy
+        self, checkpoint: Checkpoint, signers: set[str], policy: TrustPolicy, order: bool
     ) -> LogEntry:
         """The checkpoint must be its head entry's: same bytes, same approvers, same policy.
 
@@ -429,7 +435,7 @@ class Log:
                 expected=head.predicate.policy.describe(),
                 found=checkpoint.policy.describe() if checkpoint.policy else "none",
             )
-        if checkpoint.size > 1:
+        if order and checkpoint.size > 1:
             previous = self.read_entry(checkpoint.size - 1).predicate
             errors = policy_order_errors(previous.policy, head.predicate, self.policy)
             errors += time_order_errors(previous.time, head.predicate)

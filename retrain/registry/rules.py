@@ -236,7 +236,7 @@ def policy_order_errors(
     if (
         successor is not None
         and successor.not_before is not None
-        and _instant(p.time) >= successor.not_before
+        and _instant(p.time) > successor.not_before
     ):
         return [
             f"entry {p.position} was made at {p.time} under policy version {ref.version}, "

@@ -34,6 +34,7 @@ from retrain.attest.sign import BUILD_SUBJECTS, LINK_FILES, MODEL_BUNDLE
 from retrain.attest.verify import VerificationReport
 from retrain.errors import CheckFailed, InputError, RetrainError
 from retrain.paths import validate_relative_path
+from retrain.registry.layout import MAX_TREE_DEPTH as MAX_DEPTH
 
 __all__ = [
     "PROVENANCE_FILE",
@@ -366,7 +367,6 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-MAX_DEPTH = 16  # a stored model is two levels deep (data_manifests/NAME.json)
 
 
 def _walk(root: Path) -> Iterator[tuple[Path, os.stat_result]]:
