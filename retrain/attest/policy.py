@@ -27,7 +27,12 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
-from retrain.attest.promotion import DIRTY_ALLOWED_BY_DEFAULT, PolicyRef, PromotionRules
+from retrain.attest.promotion import (
+    DIRTY_ALLOWED_BY_DEFAULT,
+    PolicyRef,
+    PromotionRules,
+    functionaries,
+)
 from retrain.digest import canonical_json, sha256_bytes
 from retrain.errors import InputError, PolicyError
 
@@ -81,33 +86,6 @@ def parse_time(value: object, *, where: str | None, ctx: str) -> datetime:
 def format_time(value: datetime) -> str:
     """As ``parse_time`` reads it; the year zero-padded (strftime's %Y is not, below 1000)."""
     return f"{value.year:04d}-" + value.strftime("%m-%dT%H:%M:%SZ")
-
-
-def _functionaries(
-    rule: Mapping[str, Any], keys: Mapping[str, Any], where: str, ctx: str
-) -> tuple[tuple[str, ...], int]:
-    """A rule's ``functionaries`` (distinct keyids the policy lists) and ``threshold``."""
-    funcs = rule.get("functionaries")
-    if not isinstance(funcs, list) or not funcs or not all(isinstance(f, str) for f in funcs):
-        raise PolicyError(f"{ctx}.functionaries must be a non-empty list of keyids", where=where)
-    if len(set(funcs)) != len(funcs):
-        raise PolicyError(f"{ctx}.functionaries lists a key twice", where=where)
-    for f in funcs:
-        if f not in keys:
-            raise PolicyError(f"{ctx} names a key the policy does not list", where=where, found=f)
-    threshold = rule.get("threshold")
-    if (
-        isinstance(threshold, bool)
-        or not isinstance(threshold, int)
-        or not 1 <= threshold <= len(funcs)
-    ):
-        raise PolicyError(
-            f"{ctx}.threshold",
-            where=where,
-            expected=f"an integer in [1, {len(funcs)}]",
-            found=repr(threshold),
-        )
-    return tuple(funcs), threshold
 
 
 @dataclass(frozen=True)
@@ -398,7 +376,7 @@ class TrustPolicy:
                 "threshold",
             }:
                 raise PolicyError("root must be {functionaries, threshold}", where=where)
-            root = RootRule(*_functionaries(raw["root"], keys, where, "root"))
+            root = RootRule(*functionaries(raw["root"], keys, where, "root"))
         return cls(
             keys=MappingProxyType(keys),
             key_names=MappingProxyType(names),
@@ -473,7 +451,7 @@ def _steps_from_dict(raw: object, keys: Mapping[str, Any], where: str) -> dict[s
             raise PolicyError(
                 f"{ctx} must be {{predicate_type, functionaries, threshold}}", where=where
             )
-        funcs, threshold = _functionaries(rule, keys, where, ctx)
+        funcs, threshold = functionaries(rule, keys, where, ctx)
         if rule["predicate_type"] != STEP_PREDICATE_TYPES[name]:
             # The verifier reads each step with the parser of this version.
             raise PolicyError(

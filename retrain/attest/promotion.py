@@ -36,6 +36,7 @@ __all__ = [
     "PromotionRules",
     "StageRule",
     "StageState",
+    "functionaries",
 ]
 
 # v1 entries predate signed policies; v2 entries record the policy in force.
@@ -107,6 +108,33 @@ def _int(value: object, where: str, ctx: str, lo: int, hi: int) -> int:
 
 # ---------------------------------------------------------------------------
 # The policy an entry was made under
+
+
+def functionaries(
+    rule: Mapping[str, Any], keys: Mapping[str, Any], where: str, ctx: str
+) -> tuple[tuple[str, ...], int]:
+    """A rule's ``functionaries`` (distinct keyids the policy lists) and ``threshold``."""
+    funcs = rule.get("functionaries")
+    if not isinstance(funcs, list) or not funcs or not all(isinstance(f, str) for f in funcs):
+        raise PolicyError(f"{ctx}.functionaries must be a non-empty list of keyids", where=where)
+    if len(set(funcs)) != len(funcs):
+        raise PolicyError(f"{ctx}.functionaries lists a key twice", where=where)
+    for f in funcs:
+        if f not in keys:
+            raise PolicyError(f"{ctx} names a key the policy does not list", where=where, found=f)
+    threshold = rule.get("threshold")
+    if (
+        isinstance(threshold, bool)
+        or not isinstance(threshold, int)
+        or not 1 <= threshold <= len(funcs)
+    ):
+        raise PolicyError(
+            f"{ctx}.threshold",
+            where=where,
+            expected=f"an integer in [1, {len(funcs)}]",
+            found=repr(threshold),
+        )
+    return tuple(funcs), threshold
 
 
 @dataclass(frozen=True)
@@ -230,35 +258,7 @@ class PromotionRules:
             raise PolicyError("promotion must be {stages, rollback}", where=where)
 
         def signers(d: Mapping[str, Any], ctx: str) -> tuple[tuple[str, ...], int]:
-            funcs = d.get("functionaries")
-            if (
-                not isinstance(funcs, list)
-                or not funcs
-                or not all(isinstance(f, str) for f in funcs)
-            ):
-                raise PolicyError(
-                    f"{ctx}.functionaries must be a non-empty list of keyids", where=where
-                )
-            if len(set(funcs)) != len(funcs):
-                raise PolicyError(f"{ctx}.functionaries lists a key twice", where=where)
-            for f in funcs:
-                if f not in keys:
-                    raise PolicyError(
-                        f"{ctx} names a key the policy does not list", where=where, found=f
-                    )
-            threshold = d.get("threshold")
-            if (
-                isinstance(threshold, bool)
-                or not isinstance(threshold, int)
-                or not 1 <= threshold <= len(funcs)
-            ):
-                raise PolicyError(
-                    f"{ctx}.threshold",
-                    where=where,
-                    expected=f"an integer in [1, {len(funcs)}]",
-                    found=repr(threshold),
-                )
-            return tuple(funcs), threshold
+            return functionaries(d, keys, where, ctx)
 
         stages_raw = _obj(p["stages"], where, "promotion.stages")
         stages = {}

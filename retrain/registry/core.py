@@ -143,6 +143,7 @@ def _verified_model(report: VerificationReport, fallback_sha: str) -> VerifiedMo
 # Checks of the files a link names: meaningless on a copy without the outputs.
 _OUTPUT_CHECKS = frozenset({"subject-digest", "model-bundle"})
 
+
 class Registry:
     """The registry under ``root``, judged under ``policy`` (loaded by ``retrain.attest.trust``)."""
 

@@ -149,8 +149,6 @@ def _inspect_dir(
                     f"(at most {MAX_TREE_DEPTH} levels): retrain wrote no such directory"
                 )
             else:
-                (layout.leftover_dirs if stat.S_ISDIR(mode) else layout.leftover_files).append(
-                    path
-                )
+                (layout.leftover_dirs if stat.S_ISDIR(mode) else layout.leftover_files).append(path)
         else:
             layout.problems.append(f"{path}: in the registry, but retrain writes no such file")

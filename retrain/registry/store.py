@@ -367,8 +367,6 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-
-
 def _walk(root: Path) -> Iterator[tuple[Path, os.stat_result]]:
     """Everything under ``root`` (lstat, never following a link), without recursion.
 

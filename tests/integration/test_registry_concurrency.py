@@ -166,6 +166,11 @@ def committed_state(root: Path, policy_path: Path) -> dict[str, Any]:
     """The checkpoint without its head (signature bytes vary; the state does not)."""
     state = Registry(root, load_policy(policy_path)).read_checkpoint().to_dict()
     del state["head"]
+    if state["size"] == 0:
+        # No registry yet and the empty checkpoint the first write commits
+        # before its entry are the same state: nothing promoted.
+        state.pop("policy", None)
+        state.pop("checkpoint", None)
     return state
 
 
@@ -336,7 +341,10 @@ def test_a_writer_killed_at_any_point_leaves_the_state_before_or_after(
         registry = Registry(root, load_policy(test_policy_path))
         report = registry.audit()
         assert report.ok, f"{where}: {report.first_broken}"
-        assert all("an interrupted write, not committed" in n for n in report.notes), where
+        # Notes only ever say what an interrupted write left: an entry beyond
+        # the checkpoint, a temporary file, or a verified model stored before
+        # its entry.
+        assert all("interrupted write" in n for n in report.notes), (where, report.notes)
         state = committed_state(root, test_policy_path)
         if state == prepared.after[name]:
             outcomes["after"] += 1
@@ -344,7 +352,7 @@ def test_a_writer_killed_at_any_point_leaves_the_state_before_or_after(
             assert returncode != 0, f"{where}: finished, yet the state is not the one after"
             assert state == prepared.before[case.prepared], f"{where}: neither before nor after"
             outcomes["before"] += 1
-        outcomes["interrupted entry left"] += bool(report.notes)
+        outcomes["interrupted entry left"] += any("not committed" in n for n in report.notes)
         outcomes["temporary files left"] += any(
             p.name.startswith(".") and p.name != ".lock" for p in root.rglob("*")
         )
@@ -352,9 +360,15 @@ def test_a_writer_killed_at_any_point_leaves_the_state_before_or_after(
         later = _run_operation(registry, signers, models, case.follow_up)
 
         assert later.entry.position == state["size"] + 1, where
-        if report.notes:
+        if any("not committed" in n for n in report.notes):
             assert any("discarded uncommitted entry" in n for n in later.notes), where
         again = registry.audit()
-        assert again.ok and again.notes == [], f"{where}: {again.first_broken} {again.notes}"
+        # The write cleared the entry and the temporary files; a model stored
+        # before its entry stays (content-addressed, reused if promoted).
+        assert again.ok, f"{where}: {again.first_broken}"
+        assert all("a verified model no entry names" in n for n in again.notes), (
+            where,
+            again.notes,
+        )
     assert outcomes["before"] and outcomes["after"], f"every kill fell on one side: {outcomes}"
     print(f"{CRASH_TRIALS} trials: {dict(outcomes)}; durations {prepared.seconds}")
