@@ -37,7 +37,7 @@ from retrain.attest.statement import ResourceDescriptor, Statement
 from retrain.attest.verify import VerificationReport, verify_model
 from retrain.digest import canonical_json, sha256_bytes, sha256_file
 from retrain.errors import CheckFailed, InputError, PolicyUntrusted, RetrainError
-from retrain.registry.layout import inspect_layout
+from retrain.registry.layout import Layout, inspect_layout
 from retrain.registry.log import Log, LogBroken, LogEntry
 from retrain.registry.rules import (
     apply_entry,
@@ -210,30 +210,34 @@ class Registry:
         finally:
             os.close(fd)
 
-    def _layout_errors(self) -> list[str]:
-        """A write works only in a registry that holds nothing retrain did not write."""
-        problems = inspect_layout(self.root).problems
+    def _layout_errors(self, layout: Layout | None = None) -> list[str]:
+        """A write works only in a registry that holds nothing retrain did not write.
+
+        Without ``layout``, the early check before the lock: all but ``log/``,
+        which the write judges (one scan of a long log) under the lock.
+        """
+        problems = (layout or inspect_layout(self.root, log=False)).problems
         return [f"the registry holds what retrain did not write: {p}" for p in problems[:1]]
 
-    def _clean_leftovers(self) -> None:
+    @staticmethod
+    def _clean_leftovers(layout: Layout) -> None:
         """Temporary files and model directories an interrupted write left (never committed).
 
         Only names of exactly the writers' temporary patterns (``layout``);
         anything else is left for ``audit`` to report.
         """
-        layout = inspect_layout(self.root)
         for path in layout.leftover_files:
             path.unlink(missing_ok=True)
         for path in layout.leftover_dirs:
             remove_tree(path)
 
-    def _discard_pending(self, checkpoint: Checkpoint) -> list[str]:
+    def _discard_pending(self, checkpoint: Checkpoint, layout: Layout) -> list[str]:
         """Entries beyond the checkpoint were never committed (an interrupted write).
 
         A well-formed one (signed, in place, chained to the head) is dropped;
         anything else is refused, and the log is left untouched for an audit.
         """
-        pending = [p for p in self.entry_positions() if p > checkpoint.size]
+        pending = layout.positions(after=checkpoint.size)
         if not pending:
             return []
         if len(pending) > 1:
@@ -442,11 +446,12 @@ class Registry:
                 checkpoint = self._checkpoint_or_refuse()
                 predicate = planned(checkpoint)
                 reasons += self._rule_errors(checkpoint, predicate, model)
-                reasons += self._layout_errors() + self._reused_model_errors(model.sha256)
+                layout = inspect_layout(self.root)
+                reasons += self._layout_errors(layout) + self._reused_model_errors(model.sha256)
                 if reasons:
                     raise PromotionRefused(reasons)
-                notes = self._discard_pending(checkpoint)
-                self._clean_leftovers()
+                notes = self._discard_pending(checkpoint, layout)
+                self._clean_leftovers(layout)
                 self.store.add(model.sha256, staged, named, manifests)
                 result = self._append(checkpoint, predicate, signers)
         return replace(result, notes=tuple(notes))
@@ -522,13 +527,14 @@ class Registry:
                 reason=reason,
                 policy=self._recorded_policy,
             )
-            reasons += self._rule_errors(checkpoint, predicate, None)
+            layout = inspect_layout(self.root)
+            reasons += self._rule_errors(checkpoint, predicate, None) + self._layout_errors(layout)
             if not reasons:
                 reasons += self._stored_model_errors(target, "rollback target")
             if reasons:
                 raise PromotionRefused(reasons)
-            notes = self._discard_pending(checkpoint)
-            self._clean_leftovers()
+            notes = self._discard_pending(checkpoint, layout)
+            self._clean_leftovers(layout)
             result = self._append(checkpoint, predicate, signers)
         return replace(result, notes=tuple(notes))
 
@@ -597,7 +603,7 @@ class Registry:
             return broken(layout.problems[0])
         try:
             checkpoint = self.log.read_checkpoint(head_order=False)
-            positions = self.entry_positions()
+            positions = layout.positions()
         except PolicyUntrusted:
             raise  # the policy given is not believed: the user's error, not a break in the log
         except RetrainError as exc:

@@ -41,6 +41,13 @@ class Layout:
     problems: list[str] = field(default_factory=list)
     leftover_files: list[Path] = field(default_factory=list)
     leftover_dirs: list[Path] = field(default_factory=list)
+    entry_names: list[str] = field(default_factory=list)
+
+    def positions(self, *, after: int = 0) -> list[int]:
+        """The log's entry positions beyond ``after``, in order."""
+        # Names are zero-padded to one width: compared as text, in order.
+        floor = f"{after:08d}.json"
+        return sorted(int(name[:8]) for name in self.entry_names if name > floor)
 
 
 def _kind(path: Path) -> int | None:
@@ -57,12 +64,12 @@ def _entry_mode(entry: os.DirEntry[str]) -> int | None:
     known, so a write can judge every name of a log of many entries.
     """
     try:
-        if entry.is_symlink():
-            return stat.S_IFLNK
-        if entry.is_dir(follow_symlinks=False):
-            return stat.S_IFDIR
         if entry.is_file(follow_symlinks=False):
             return stat.S_IFREG
+        if entry.is_dir(follow_symlinks=False):
+            return stat.S_IFDIR
+        if entry.is_symlink():
+            return stat.S_IFLNK
         return entry.stat(follow_symlinks=False).st_mode
     except FileNotFoundError:
         return None
@@ -85,11 +92,14 @@ def _deeper_than(root: Path, limit: int) -> bool:
     return False
 
 
-def inspect_layout(root: Path) -> Layout:
+def inspect_layout(root: Path, *, log: bool = True) -> Layout:
     """Every name under the registry's root, ``log/`` and ``models/`` (not inside a model).
 
     One ``readdir`` per directory: entries are judged by name and d_type, so
-    a write checks every log entry, however long the log.
+    a write checks every log entry, however long the log. The log's entry
+    names come with it (``Layout.entry_names``). ``log=False`` leaves ``log/``
+    out: a write's early check before it takes the lock, where it judges
+    everything again.
     """
     layout = Layout()
     if _kind(root) is None:
@@ -100,7 +110,8 @@ def inspect_layout(root: Path) -> Layout:
         "log": stat.S_ISDIR,
         "models": stat.S_ISDIR,
     }
-    for name, path, mode in _entries(root):
+    for name, mode in sorted(_entries(root)):
+        path = root / name
         if stat.S_ISLNK(mode):
             layout.problems.append(f"{path}: a symlink in the registry")
         elif name in expected:
@@ -112,35 +123,50 @@ def inspect_layout(root: Path) -> Layout:
             layout.leftover_files.append(path)
         else:
             layout.problems.append(f"{path}: in the registry, but retrain writes no such file")
-    _inspect_dir(root / "log", layout, ENTRY_NAME, stat.S_ISREG, TMP_ENTRY, stat.S_ISREG)
-    _inspect_dir(root / "models", layout, SHA256_NAME, stat.S_ISDIR, TMP_MODEL_DIR, stat.S_ISDIR)
+    if log:
+        layout.entry_names = _inspect_dir(root / "log", layout, ENTRY_NAME, stat.S_IFREG, TMP_ENTRY)
+    _inspect_dir(root / "models", layout, SHA256_NAME, stat.S_IFDIR, TMP_MODEL_DIR)
     return layout
 
 
-def _entries(directory: Path) -> list[tuple[str, Path, int]]:
+def _entries(directory: Path) -> list[tuple[str, int]]:
+    """(name, kind) of each entry of ``directory``; no ``Path`` each (a log has many)."""
     with os.scandir(directory) as it:
-        found = [(e.name, Path(e.path), _entry_mode(e)) for e in it]
-    return sorted((name, path, mode) for name, path, mode in found if mode is not None)
+        found = [(e.name, _entry_mode(e)) for e in it]
+    return [(name, mode) for name, mode in found if mode is not None]
 
 
 def _inspect_dir(
-    directory: Path,
-    layout: Layout,
-    name: re.Pattern[str],
-    kind: object,
-    tmp: re.Pattern[str],
-    tmp_kind: object,
-) -> None:
+    directory: Path, layout: Layout, name: re.Pattern[str], kind: int, tmp: re.Pattern[str]
+) -> list[str]:
+    """Judge each name in ``directory``; return the well-formed ones (entries or models).
+
+    The many well-formed names cost one regex match each; everything else is
+    judged in name order, so the first problem reported is the same each time.
+    """
     mode = _kind(directory)
     if mode is None or not stat.S_ISDIR(mode):
-        return
-    for entry, path, mode in _entries(directory):
+        return []
+    good: list[str] = []
+    odd: list[tuple[str, int]] = []
+    is_dir = kind == stat.S_IFDIR
+    with os.scandir(directory) as it:
+        for e in it:
+            # d_type answers is_file/is_dir without a stat; neither follows a link.
+            right_kind = (
+                e.is_dir(follow_symlinks=False) if is_dir else e.is_file(follow_symlinks=False)
+            )
+            if right_kind and name.fullmatch(e.name) and e.name != "00000000.json":
+                good.append(e.name)
+            elif (mode := _entry_mode(e)) is not None:
+                odd.append((e.name, mode))
+    for entry, mode in sorted(odd):
+        path = directory / entry
         if stat.S_ISLNK(mode):
             layout.problems.append(f"{path}: a symlink in the registry")
-        elif name.fullmatch(entry) and kind(mode):  # type: ignore[operator]
-            if entry == "00000000.json":
-                layout.problems.append(f"{path}: there is no entry 0")
-        elif tmp.fullmatch(entry) and tmp_kind(mode):  # type: ignore[operator]
+        elif name.fullmatch(entry) and stat.S_IFMT(mode) == kind:
+            layout.problems.append(f"{path}: there is no entry 0")
+        elif tmp.fullmatch(entry) and stat.S_IFMT(mode) == kind:
             if stat.S_ISDIR(mode) and _deeper_than(path, MAX_TREE_DEPTH):
                 # Named like a store's temporary directory, but deeper than
                 # anything a write stages: planted, and no write may delete it.
@@ -152,3 +178,4 @@ def _inspect_dir(
                 (layout.leftover_dirs if stat.S_ISDIR(mode) else layout.leftover_files).append(path)
         else:
             layout.problems.append(f"{path}: in the registry, but retrain writes no such file")
+    return good
