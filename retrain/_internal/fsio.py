@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import stat
 import tempfile
 from pathlib import Path
@@ -135,6 +136,10 @@ def file_kind(mode: int) -> str:
     return "an unknown kind of file"
 
 
+# An escape of \uD800-\uDFFF, in either case.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
 class StrictJSONError(ValueError):
     """JSON that parses but has no single meaning: a key twice, a lone surrogate."""
 
@@ -152,6 +157,10 @@ def _no_constant(name: str) -> object:
     raise StrictJSONError(f"{name} is not JSON")
 
 
+# One decoder for every strict load (json.loads would build one per call).
+_STRICT_DECODER = json.JSONDecoder(object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+
+
 def loads_strict(text: str | bytes) -> object:
     """``json.loads`` that a person reviewing the text and a program reading it see alike.
 
@@ -161,7 +170,15 @@ def loads_strict(text: str | bytes) -> object:
     form, no signature, no terminal) can take. Malformed JSON, over-long
     numbers and over-deep nesting raise as ``json.loads`` does.
     """
-    value = json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+    if isinstance(text, bytes):
+        text = text.decode(json.detect_encoding(text), "surrogatepass")  # as json.loads does
+    if text.startswith("\ufeff"):
+        raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+    value = _STRICT_DECODER.decode(text)
+    # ASCII text holds a surrogate only as an escape: without one, nothing to
+    # check (the common case: retrain writes ASCII JSON). Otherwise encode it all.
+    if text.isascii() and _SURROGATE_ESCAPE.search(text) is None:
+        return value
     try:
         json.dumps(value, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:

@@ -673,9 +673,10 @@ class Registry:
         previous_time: str | None,
     ) -> str | None:
         """Why a scanned entry does not follow ``state`` under the policy it was made under."""
-        where = self.entry_path(position)
+        # Named only in a message: no Path per entry of a long log.
+        where = os.path.join(self.log.dir, f"{position:08d}.json")
         try:
-            policy = self.log.policy_for(p.policy, where=str(where))
+            policy = self.log.policy_for(p.policy, where=where)
         except LogBroken as exc:
             return f"entry {position}: {exc.diagnostics()}"
         errors = authorization_errors(policy, signers, p.action, p.stage)

@@ -453,7 +453,9 @@ class Log:
             return
         from concurrent.futures import ProcessPoolExecutor
 
-        size = -(-len(positions) // workers)
+        # Chunks of about 1000, in order: the caller judges one chunk while
+        # the workers check the next ones, instead of waiting for half the log.
+        size = min(1000, -(-len(positions) // workers))
         chunks = [positions[i : i + size] for i in range(0, len(positions), size)]
         with ProcessPoolExecutor(max_workers=workers) as pool:
             for result in pool.map(

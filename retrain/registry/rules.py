@@ -9,7 +9,6 @@ the next state or the reasons the entry is refused. ``promote``,
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
 from retrain.attest.policy import TrustPolicy, format_time
 from retrain.attest.promotion import STAGES, Checkpoint, PolicyRef, PromotionPredicate, StageState
@@ -236,18 +235,13 @@ def policy_order_errors(
     if (
         successor is not None
         and successor.not_before is not None
-        and _instant(p.time) > successor.not_before
+        and p.time > format_time(successor.not_before)
     ):
         return [
             f"entry {p.position} was made at {p.time} under policy version {ref.version}, "
             f"which version {ref.version + 1} replaced at {format_time(successor.not_before)}"
         ]
     return []
-
-
-def _instant(text: str) -> datetime:
-    """An entry's time (validated by its loader) as an instant, for comparison."""
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
 
 
 def time_order_errors(previous_time: str | None, p: PromotionPredicate) -> list[str]:
@@ -257,7 +251,8 @@ def time_order_errors(previous_time: str | None, p: PromotionPredicate) -> list[
     key can forge (``policy_order_errors``); a writer whose clock is behind
     stamps the previous entry's time instead.
     """
-    if previous_time is None or _instant(p.time) >= _instant(previous_time):
+    # Times are validated YYYY-MM-DDTHH:MM:SSZ (four-digit years): as text, in time order.
+    if previous_time is None or p.time >= previous_time:
         return []
     return [
         f"entry {p.position} is stamped {p.time}, before entry {p.position - 1} "
