@@ -20,7 +20,14 @@ from pathlib import Path
 
 from retrain._internal.fsio import file_kind
 
-__all__ = ["ENTRY_NAME", "MAX_TREE_DEPTH", "Layout", "inspect_layout"]
+__all__ = [
+    "DIR_OPEN_FLAGS",
+    "ENTRY_NAME",
+    "MAX_TREE_DEPTH",
+    "Layout",
+    "inspect_layout",
+    "tree_problem",
+]
 
 ENTRY_NAME = re.compile(r"[0-9]{8}\.json")
 SHA256_NAME = re.compile(r"[0-9a-f]{64}")
@@ -75,21 +82,36 @@ def _entry_mode(entry: os.DirEntry[str]) -> int | None:
         return None
 
 
-def _deeper_than(root: Path, limit: int) -> bool:
-    """Whether a directory tree nests more than ``limit`` levels (no recursion, no link followed)."""
-    stack = [(root, 0)]
-    while stack:
-        directory, depth = stack.pop()
+DIR_OPEN_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def tree_problem(root: Path, limit: int = MAX_TREE_DEPTH) -> str | None:
+    """Why a directory tree is not one a write can walk and remove, or None.
+
+    Deeper than ``limit`` levels, or a directory in it that cannot be opened.
+    Walked through directory descriptors (no path grows with depth, so names
+    past PATH_MAX are no obstacle) and bounded recursion; no link followed.
+    """
+
+    def walk(parent: int | None, name: str, depth: int) -> str | None:
         try:
-            entries = list(os.scandir(directory))
-        except OSError:
-            continue
-        for entry in entries:
-            if entry.is_dir(follow_symlinks=False):
+            fd = os.open(name, DIR_OPEN_FLAGS, dir_fd=parent)
+        except OSError as exc:
+            return f"a directory in it cannot be opened ({exc.strerror})"
+        try:
+            with os.scandir(fd) as it:
+                subdirs = [e.name for e in it if e.is_dir(follow_symlinks=False)]
+            for sub in subdirs:
                 if depth + 1 >= limit:
-                    return True
-                stack.append((Path(entry.path), depth + 1))
-    return False
+                    return f"nested deeper than a write's temporary model (at most {limit} levels)"
+                found = walk(fd, sub, depth + 1)
+                if found is not None:
+                    return found
+            return None
+        finally:
+            os.close(fd)
+
+    return walk(None, str(root), 0)
 
 
 def inspect_layout(root: Path, *, log: bool = True) -> Layout:
@@ -167,13 +189,11 @@ def _inspect_dir(
         elif name.fullmatch(entry) and stat.S_IFMT(mode) == kind:
             layout.problems.append(f"{path}: there is no entry 0")
         elif tmp.fullmatch(entry) and stat.S_IFMT(mode) == kind:
-            if stat.S_ISDIR(mode) and _deeper_than(path, MAX_TREE_DEPTH):
-                # Named like a store's temporary directory, but deeper than
-                # anything a write stages: planted, and no write may delete it.
-                layout.problems.append(
-                    f"{path}: nested deeper than a write's temporary model "
-                    f"(at most {MAX_TREE_DEPTH} levels): retrain wrote no such directory"
-                )
+            problem = tree_problem(path) if stat.S_ISDIR(mode) else None
+            if problem is not None:
+                # Named like a store's temporary directory, but not one a
+                # write stages: planted, and no write may delete it.
+                layout.problems.append(f"{path}: {problem}: retrain wrote no such directory")
             else:
                 (layout.leftover_dirs if stat.S_ISDIR(mode) else layout.leftover_files).append(path)
         else:

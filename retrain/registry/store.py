@@ -34,6 +34,7 @@ from retrain.attest.sign import BUILD_SUBJECTS, LINK_FILES, MODEL_BUNDLE
 from retrain.attest.verify import VerificationReport
 from retrain.errors import CheckFailed, InputError, RetrainError
 from retrain.paths import validate_relative_path
+from retrain.registry.layout import DIR_OPEN_FLAGS, tree_problem
 from retrain.registry.layout import MAX_TREE_DEPTH as MAX_DEPTH
 
 __all__ = [
@@ -371,14 +372,28 @@ def _walk(root: Path) -> Iterator[tuple[Path, os.stat_result]]:
     """Everything under ``root`` (lstat, never following a link), without recursion.
 
     Deeper than ``MAX_DEPTH`` is refused (``InputError``): nothing retrain
-    writes is, and a hostile tree must not exhaust the stack.
+    writes is, and a hostile tree must not exhaust the stack. So is a tree
+    that cannot be read (a name too long for its path, no permission).
     """
     stack = [(root, 0)]
     while stack:
         directory, depth = stack.pop()
-        for name in sorted(os.listdir(directory)):
+        try:
+            names = sorted(os.listdir(directory))
+        except OSError as exc:
+            raise InputError(
+                "cannot read a directory of the model store",
+                where=str(directory),
+                found=exc.strerror,
+            ) from None
+        for name in names:
             path = directory / name
-            st = os.lstat(path)
+            try:
+                st = os.lstat(path)
+            except OSError as exc:
+                raise InputError(
+                    "cannot read the model store", where=str(path), found=exc.strerror
+                ) from None
             yield path, st
             if stat.S_ISDIR(st.st_mode):
                 if depth + 1 >= MAX_DEPTH:
@@ -391,18 +406,37 @@ def _walk(root: Path) -> Iterator[tuple[Path, os.stat_result]]:
 
 
 def remove_tree(path: Path) -> None:
-    """Remove a (possibly read-only) directory tree we wrote: no recursion, no symlink followed."""
-    entries = list(_walk(path))
-    for entry, st in reversed(entries):
-        if stat.S_ISDIR(st.st_mode):
-            os.chmod(entry, 0o700)
-    os.chmod(path, 0o700)
-    for entry, st in sorted(entries, key=lambda e: -len(e[0].parts)):
-        if stat.S_ISDIR(st.st_mode):
-            os.rmdir(entry)
-        else:
-            os.unlink(entry)
-    os.rmdir(path)
+    """Remove a (possibly read-only) directory tree we wrote, never following a symlink.
+
+    Through directory descriptors, so no path grows with the depth (names of
+    255 characters, 16 levels deep, are past PATH_MAX), and only a tree
+    ``tree_problem`` passes: at most ``MAX_DEPTH`` levels, so the recursion
+    is bounded.
+    """
+    problem = tree_problem(path)
+    if problem is not None:
+        raise InputError(f"cannot remove {path.name}: {problem}", where=str(path))
+    parent = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        _remove_at(parent, path.name)
+    finally:
+        os.close(parent)
+
+
+def _remove_at(parent: int, name: str) -> None:
+    fd = os.open(name, DIR_OPEN_FLAGS, dir_fd=parent)
+    try:
+        os.fchmod(fd, 0o700)
+        with os.scandir(fd) as it:
+            children = [(e.name, e.is_dir(follow_symlinks=False)) for e in it]
+        for child, is_dir in children:
+            if is_dir:
+                _remove_at(fd, child)
+            else:
+                os.unlink(child, dir_fd=fd)
+    finally:
+        os.close(fd)
+    os.rmdir(name, dir_fd=parent)
 
 
 def unsafe_entries(stored: Path) -> list[str]:
