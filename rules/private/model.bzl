@@ -323,6 +323,7 @@ def _model_provenance_impl(ctx):
     args.add_all(["%s=%s" % (f.basename, f.path) for f in subjects], before_each = "--subject")
     args.add("--recipe", mi.recipe)
     args.add("--train-report", mi.report)
+
     # Every dataset the build read: training data and, when different, the
     # evaluation data.
     verified = [mi.dataset.verified]

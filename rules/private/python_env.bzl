@@ -54,6 +54,7 @@ def _find_python(rctx):
             return lines[0]
         tried.append("%s (Python %s)" % (name, lines[-1]))
     _fail("no CPython 3.11 found: expected RETRAIN_PYTHON, python3.11 or python3 to be 3.11, found " + ", ".join(tried))
+    return None  # not reached: fail() stops the repository rule
 
 def _wheelhouse(rctx):
     env = rctx.os.environ
@@ -71,6 +72,7 @@ def _retrain_python_env_impl(rctx):
     python = _find_python(rctx)
     lock = rctx.path(rctx.attr.lock)
     rctx.symlink(lock, "lock.txt")
+
     # -I: isolated from the caller's PYTHON* variables and user site-packages.
     cmd = [
         python,
